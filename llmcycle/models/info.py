@@ -105,8 +105,8 @@ def _architecture_only(source: str) -> tuple[Any, Any] | None:
 def _memory(n_params: int, trainable: int, dtype: str) -> dict[str, float]:
     from llmcycle.estimate.memory import estimate_memory
 
-    infer = estimate_memory(n_params=n_params, dtype=dtype, mode="inference")
-    train = estimate_memory(n_params=n_params, dtype=dtype, mode="training", trainable_params=trainable)
+    infer = estimate_memory(n_params, dtype=dtype, mode="inference")
+    train = estimate_memory(n_params, dtype=dtype, mode="training", trainable_params=trainable)
     return {f"weights ({dtype})": infer.weights / 1e9,
             "full fine-tuning, Adam (rule of thumb)": train.total / 1e9}
 
@@ -164,3 +164,35 @@ def load_tokenizer(source: str) -> Any:
         return AutoTokenizer.from_pretrained(source, local_files_only=not hub_reachable())
     except (OSError, ValueError):
         raise _hub_error(source, "the tokenizer of") from None
+
+
+def model_config(source: str) -> Any:
+    """The transformers config of ``source`` without loading weights where possible.
+
+    Builtins are built (seconds); bundled hub ids use the shipped config; local directories read
+    their config.json; other hub ids ask the hub.
+    """
+    from pathlib import Path
+
+    from llmcycle.errors import ModelSourceError
+    from llmcycle.models.architectures import bundled_config
+    from llmcycle.models.loader import _hub_config, hub_reachable
+
+    if source.startswith("builtin:"):
+        return load_model(source).model.config
+    if Path(source).is_dir():
+        from transformers import AutoConfig
+
+        try:
+            return AutoConfig.from_pretrained(source)
+        except (OSError, ValueError) as exc:
+            raise ModelSourceError(f"{source}/config.json cannot be read: {str(exc).splitlines()[0]}") from None
+    config = bundled_config(source)
+    return config if config is not None else _hub_config(source, None, hub_reachable())
+
+
+def arch_spec(source: str) -> Any:
+    """``llmcycle.estimate.ArchSpec`` of a model source (for memory estimates with a batch shape)."""
+    from llmcycle.estimate import ArchSpec
+
+    return ArchSpec.from_config(model_config(source))

@@ -1,0 +1,5 @@
+"""``python -m llmcycle`` is the ``llmcycle`` command."""
+
+from llmcycle.cli import main
+
+main()

@@ -1,0 +1,152 @@
+"""CLI subcommands for data, estimates and the recipe runner (registered on ``llmcycle.cli.app``)."""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+import typer
+
+from llmcycle.cli import app, console, table
+
+
+@app.command("data")
+def data_cmd(
+    source: str = typer.Argument("builtin:dialogues", help="builtin:dialogues, a file, a directory or a hub id."),
+    split: Optional[str] = typer.Option(None, help="Only this split."),
+    input_column: str = typer.Option("dialogue", help="Column holding the model input."),
+    reference_column: Optional[List[str]] = typer.Option(None, "--reference-column",
+                                                         help="Reference column(s); repeat for several."),
+    n: Optional[int] = typer.Option(None, help="Seeded subsample of at most n rows per split."),
+    on_bad_rows: str = typer.Option("error", help="error | skip."),
+    show: int = typer.Option(1, help="Print this many example rows per split."),
+) -> None:
+    """Load a data set and show its splits, row counts, references per row and an example."""
+    from llmcycle.data import LoadReport, load_data
+
+    report = LoadReport()
+    data = load_data(source, report=report, split=split, input_column=input_column,
+                     reference_columns=reference_column or None, n=n, on_bad_rows=on_bad_rows)
+    rows = []
+    for name, ds in data.items():
+        refs = ds["references"]
+        rows.append((name, f"{len(ds):,}", report.bad_rows.get(name, 0), f"{sum(map(len, refs)) / max(len(refs), 1):.2f}",
+                     report.sources.get(name, "")))
+    console.print(table(f"{source}", rows, ("split", "rows", "bad rows skipped", "references/row", "from")))
+    for name, ds in data.items():
+        for row in ds.select(range(min(show, len(ds)))):
+            console.print(f"[bold]{name}[/bold] input:\n{row['input']}\n[bold]reference:[/bold] "
+                          f"{row['references'][0] if row['references'] else '-'}\n", highlight=False)
+
+
+@app.command("run")
+def run_cmd(
+    recipe: Optional[str] = typer.Argument(None, help="Recipe YAML path or shipped name (default: quickstart)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a field: --set model.source=builtin:"
+                                             "tiny-t5, --set generate.max_new_tokens=32. Repeatable."),
+    run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Resume this run directory: finished stages "
+                                          "with the same config are skipped."),
+    runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="Where new run directories go."),
+    only: Optional[str] = typer.Option(None, "--only", help="Run only this stage."),
+    from_stage: Optional[str] = typer.Option(None, "--from", help="Start from this stage."),
+) -> None:
+    """Run a recipe (default: the offline quickstart) into a run directory with a report."""
+    from llmcycle.lifecycle.recipe import load_recipe
+    from llmcycle.lifecycle.runner import run_recipe
+
+    overrides = list(set_ or []) + ([f"runs_dir={runs_dir}"] if runs_dir else [])
+    rec = load_recipe(recipe, overrides)
+    console.print(f"recipe [bold]{rec.name}[/bold]: model {rec.model.source}, data {rec.data.source}, "
+                  f"stages: {', '.join(k for k, _ in rec.stage_configs())}")
+    run = run_recipe(rec, run_dir=run_dir, only=only, from_stage=from_stage,
+                     progress=lambda msg: console.print(f"  {msg}", highlight=False))
+    console.print(f"[green]done[/green]: {run.path}/report.md")
+
+
+from llmcycle.cli import estimate_app  # noqa: E402
+
+DTYPE_ROWS = ("fp32", "fp16", "bf16", "int8")
+
+
+@estimate_app.command("memory")
+def estimate_memory_cmd(
+    params: Optional[float] = typer.Option(None, "--params", help="Parameter count, e.g. 1e9 (or use --model)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Hub id, local dir or builtin:NAME: parameters and "
+                                        "architecture come from it (bundled hub ids work offline)."),
+    dtype: Optional[str] = typer.Option(None, help="fp32 | fp16 | bf16 | int8 | int4. Default: compare them."),
+    mode: str = typer.Option("training", help="training | inference."),
+    optimizer: str = typer.Option("adam", help="adam | adam_8bit | sgd | sgd_momentum."),
+    mixed_precision: bool = typer.Option(False, "--mixed-precision", help="16-bit weights with fp32 master copy."),
+    trainable_fraction: Optional[float] = typer.Option(None, help="Fraction of parameters trained (LoRA, frozen)."),
+    batch_size: Optional[int] = typer.Option(None, help="Micro-batch size: activations counted from the "
+                                             "architecture (needs --model)."),
+    input_len: Optional[int] = typer.Option(None, help="Input / prompt tokens per example."),
+    output_len: Optional[int] = typer.Option(None, help="Output tokens per example."),
+    grad_checkpointing: bool = typer.Option(False, "--grad-checkpointing", help="Recompute layers in backward."),
+    parallelism: str = typer.Option("none", help="none | ddp | zero1 | zero2 | zero3 | fsdp."),
+    n_gpus: int = typer.Option(1, help="GPUs the model is trained on (per-GPU figures)."),
+) -> None:
+    """Memory to run or train a model: weights, gradients, optimiser states, activations, per device."""
+    from llmcycle.errors import LLMCycleError
+    from llmcycle.estimate import estimate_memory
+
+    if (params is None) == (model is None):
+        raise LLMCycleError("give exactly one of --params (e.g. 1e9) or --model (e.g. google/flan-t5-base)")
+    if model is not None:
+        from llmcycle.models.info import arch_spec
+
+        target: Any = arch_spec(model)
+    else:
+        target = int(params)  # type: ignore[arg-type]
+    kw = dict(mode=mode, optimizer=optimizer, mixed_precision=mixed_precision, trainable_fraction=trainable_fraction,
+              batch_size=batch_size, input_len=input_len, output_len=output_len,
+              grad_checkpointing=grad_checkpointing, parallelism=parallelism, n_gpus=n_gpus)
+    if dtype is None:
+        rows = []
+        for dt in DTYPE_ROWS:
+            w = estimate_memory(target, dtype=dt, mode="inference").weights
+            rows.append((dt, f"{w / 1e9:,.2f} GB"))
+        console.print(table("weights by dtype", rows, ("dtype", "weights (1 GB = 1e9 B)")))
+        dtype = "fp32"
+    est = estimate_memory(target, dtype=dtype, **kw)
+    title = f"{mode} memory, {dtype}" + (f", {parallelism} x {n_gpus} GPUs" if parallelism != "none" else "")
+    console.print(table(title, [(name, gb, note) for name, _, gb, note in est.rows()], ("item", "size", "note")))
+    weights = est.weights or 1
+    console.print(f"total = {est.total / weights:.1f}x the weights", highlight=False)
+    for note in est.notes:
+        console.print(f"note: {note}", highlight=False)
+    if parallelism == "none" and n_gpus > 1 or parallelism != "none":
+        rows = []
+        for strat in ("ddp", "zero1", "zero2", "zero3"):
+            e = estimate_memory(target, dtype=dtype, **{**kw, "parallelism": strat})
+            rows.append((strat, f"{e.model_states / 1e9:,.2f} GB", f"{e.total / 1e9:,.2f} GB"))
+        console.print(table(f"per GPU across {n_gpus} GPUs", rows, ("strategy", "model states", "total")))
+
+
+@estimate_app.command("compute")
+def estimate_compute_cmd(
+    params: Optional[float] = typer.Option(None, "--params", help="Parameter count, e.g. 70e9."),
+    tokens: Optional[float] = typer.Option(None, "--tokens", help="Training tokens (default: Chinchilla-optimal "
+                                           "20 per parameter)."),
+    budget_flops: Optional[float] = typer.Option(None, "--budget-flops", help="Compute budget in FLOPs: plan the "
+                                                 "compute-optimal model size and tokens."),
+    budget_pf_days: Optional[float] = typer.Option(None, "--budget-pf-days", help="Budget in petaflop/s-days."),
+    n_gpus: int = typer.Option(1, help="GPUs, for the wall-clock time."),
+    peak_tflops: Optional[float] = typer.Option(None, help="Peak TFLOP/s per GPU (e.g. 989 for H100 bf16)."),
+    mfu: float = typer.Option(0.4, help="Model FLOPs utilisation assumed for the time."),
+) -> None:
+    """Training compute: 6·N·D FLOPs, petaflop/s-days, Chinchilla-optimal tokens, budget plans."""
+    from llmcycle.errors import LLMCycleError
+    from llmcycle.estimate import plan_budget, plan_training
+
+    if params is not None and (budget_flops or budget_pf_days):
+        raise LLMCycleError("give --params (with optional --tokens) or a budget (--budget-flops / --budget-pf-days)")
+    if params is not None:
+        plan = plan_training(params, tokens, n_gpus=n_gpus, peak_tflops=peak_tflops, mfu=mfu)
+        title = "training compute"
+    elif budget_flops or budget_pf_days:
+        plan = plan_budget(budget_flops, pf_days=budget_pf_days, n_gpus=n_gpus, peak_tflops=peak_tflops, mfu=mfu)
+        title = "compute-optimal plan for the budget (Chinchilla: D = 20 N, C = 6 N D)"
+    else:
+        raise LLMCycleError("give --params (e.g. 70e9) or a budget (--budget-flops 1e23 / --budget-pf-days 100)")
+    console.print(table(title, plan.rows(), ("item", "value")))
+    console.print(f"Chinchilla-optimal tokens: {plan.chinchilla_tokens:.3e}", highlight=False)

@@ -1,0 +1,1 @@
+"""The lifecycle runner: recipes, run directories, reports."""

@@ -1,0 +1,134 @@
+"""The recipe runner: executes stages in order into a run directory, resumably.
+
+The runner only composes stage functions; each stage writes into ``<run>/<index>-<kind>/`` and
+returns a Markdown section for ``report.md``. A stage that finished with the same config is
+skipped on a re-run of the same directory (``--run-dir``), so an interrupted run resumes where it
+stopped. A failing stage leaves the earlier ones intact and the error says how to resume.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from llmcycle.errors import LLMCycleError
+from llmcycle.lifecycle.recipe import Recipe
+from llmcycle.lifecycle.rundir import RunDir, atomic_write_json, atomic_write_text, config_hash
+
+log = logging.getLogger("llmcycle")
+
+
+@dataclass
+class RunContext:
+    """What stages share: the recipe, the run directory and the lazily loaded model and data."""
+
+    recipe: Recipe
+    run: RunDir
+    _model: Any = None
+    _data: Any = None
+    progress: Callable[[str], None] = field(default=lambda msg: log.info(msg))
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            from llmcycle.models import load_model
+
+            m = self.recipe.model
+            self.progress(f"loading model {m.source}")
+            self._model = load_model(m.source, weights=m.weights, dtype=m.dtype, device=m.device,
+                                     revision=m.revision)
+        return self._model
+
+    @property
+    def data(self) -> Any:
+        if self._data is None:
+            from llmcycle.data import load_data_from_config
+
+            self.progress(f"loading data {self.recipe.data.source}")
+            self._data = load_data_from_config(self.recipe.data)
+        return self._data
+
+
+def environment() -> dict[str, Any]:
+    """Python, platform and library versions, for the run directory."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("llmcycle", "torch", "transformers", "peft", "trl", "datasets", "accelerate", "tokenizers"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
+            "versions": versions, "argv": sys.argv}
+
+
+def _select(recipe: Recipe, only: str | None, from_stage: str | None) -> list[int]:
+    kinds = [k for k, _ in recipe.stage_configs()]
+    for name in (only, from_stage):
+        if name is not None and name not in kinds:
+            raise LLMCycleError(f"stage {name!r} is not in this recipe; its stages: {', '.join(kinds)}")
+    if only:
+        return [i for i, k in enumerate(kinds) if k == only]
+    start = kinds.index(from_stage) if from_stage else 0
+    return list(range(start, len(kinds)))
+
+
+def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, only: str | None = None,
+               from_stage: str | None = None, progress: Callable[[str], None] | None = None) -> RunDir:
+    """Run ``recipe``; resume ``run_dir`` when given (finished stages with the same config are skipped)."""
+    from llmcycle.lifecycle.stages import STAGES
+
+    run = RunDir.resume(run_dir) if run_dir else RunDir.create(recipe.runs_dir, recipe.name)
+    if run_dir:
+        saved = json.loads(run.file("recipe.json").read_text(encoding="utf-8"))
+        if saved.get("model") != recipe.model.model_dump(mode="json"):
+            raise LLMCycleError(f"{run.path} was run with model {saved.get('model', {}).get('source')}; "
+                                "resume it with the same recipe, or start a new run")
+    atomic_write_json(run.file("recipe.json"), recipe.model_dump(mode="json"))
+    atomic_write_json(run.file("environment.json"), environment())
+    ctx = RunContext(recipe, run, progress=progress or (lambda m: log.info(m)))
+    selected = set(_select(recipe, only, from_stage))
+    for i, (kind, cfg) in enumerate(recipe.stage_configs()):
+        name = f"{i + 1:02d}-{kind}"
+        h = config_hash({"stage": cfg, "model": recipe.model, "data": recipe.data})
+        if i not in selected or run.stage_done(name, h):
+            if i in selected:
+                ctx.progress(f"[{name}] already done with this config: skipped")
+            continue
+        ctx.progress(f"[{name}] running")
+        t0 = time.perf_counter()
+        try:
+            section = STAGES[kind](ctx, cfg, run.file(name))
+        except LLMCycleError as exc:
+            raise LLMCycleError(f"stage {name} failed: {exc}. Earlier stages are kept in {run.path}; fix the "
+                                f"cause and resume with: llmcycle run --run-dir {run.path}") from exc
+        atomic_write_text(run.file(name, "section.md"), section)
+        run.mark_done(name, h, {"seconds": round(time.perf_counter() - t0, 2)})
+        ctx.progress(f"[{name}] done in {time.perf_counter() - t0:.1f}s")
+    write_report(run, recipe)
+    return run
+
+
+def write_report(run: RunDir, recipe: Recipe) -> Path:
+    """``report.md``: what was run, then each finished stage's section, in recipe order."""
+    env = json.loads(run.file("environment.json").read_text(encoding="utf-8"))
+    parts = [f"# llmcycle run: {recipe.name}\n",
+             f"- model: `{recipe.model.source}` (weights: {recipe.model.weights}, dtype: {recipe.model.dtype})",
+             f"- data: `{recipe.data.source}`" + (f", split `{recipe.data.split}`" if recipe.data.split else ""),
+             f"- run directory: `{run.path}`",
+             f"- torch {env['versions'].get('torch')}, transformers {env['versions'].get('transformers')}, "
+             f"python {env['python']}\n"]
+    for i, (kind, _) in enumerate(recipe.stage_configs()):
+        section = run.file(f"{i + 1:02d}-{kind}", "section.md")
+        if section.is_file():
+            parts.append(section.read_text(encoding="utf-8"))
+        else:
+            parts.append(f"## {kind}\n\n(not run)\n")
+    return atomic_write_text(run.file("report.md"), "\n".join(parts))

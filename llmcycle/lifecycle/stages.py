@@ -1,0 +1,99 @@
+"""Stage functions of the recipe runner: ``stage(ctx, cfg, out_dir) -> markdown section``.
+
+Each one calls a library function, writes its outputs into ``out_dir`` atomically and returns
+the report section. Nothing here computes anything itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from llmcycle.lifecycle.recipe import EstimateStage, GenerateStage, InfoStage
+from llmcycle.lifecycle.rundir import atomic_write_json, atomic_write_jsonl, atomic_write_text
+
+
+def md_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    esc = [[str(c).replace("|", "\\|").replace("\n", " ") for c in r] for r in rows]
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in esc]) + "\n"
+
+
+def info_stage(ctx: Any, cfg: InfoStage, out: Path) -> str:
+    from llmcycle.models.info import describe
+
+    card = describe(ctx.model, dtype=ctx.recipe.model.dtype)
+    atomic_write_json(out / "model_card.json", card.to_dict())
+    section = f"## Model card\n\n{md_table(['property', 'value'], [list(r) for r in card.rows()])}"
+    if cfg.trace:
+        from llmcycle.models.trace import trace
+
+        steps = trace(ctx.model, cfg.trace)
+        atomic_write_json(out / "trace.json", [{"title": s.title, "lines": s.lines} for s in steps])
+        walk = "\n".join(f"- **{s.title}**: " + " / ".join(s.lines) for s in steps)
+        section += f"\n### Walking a text through the model\n\nInput: `{cfg.trace}`\n\n{walk}\n"
+    return section
+
+
+def estimate_stage(ctx: Any, cfg: EstimateStage, out: Path) -> str:
+    from llmcycle.errors import LLMCycleError
+    from llmcycle.estimate import ArchSpec, estimate_memory, plan_training
+
+    model = ctx.model.model
+    n_params = sum(p.numel() for p in model.parameters())
+    try:
+        target: Any = ArchSpec.from_config(model.config)
+    except LLMCycleError:
+        target = n_params  # family the estimator cannot read: rule-of-thumb activations only
+    shape = dict(batch_size=cfg.batch_size, input_len=cfg.input_tokens, output_len=cfg.output_tokens,
+                 grad_checkpointing=cfg.gradient_checkpointing)
+    estimates = {
+        "inference": estimate_memory(target, dtype=cfg.dtype, mode="inference"),
+        "training, rule of thumb": estimate_memory(n_params, dtype=cfg.dtype, mode="training"),
+        f"training, batch {cfg.batch_size} x {cfg.input_tokens}/{cfg.output_tokens} tokens":
+            estimate_memory(target, dtype=cfg.dtype, mode="training", **shape)
+            if not isinstance(target, int) else None,
+    }
+    plan = plan_training(n_params, cfg.train_tokens)
+    atomic_write_json(out / "estimates.json", {"memory": {k: v.to_dict() for k, v in estimates.items() if v},
+                                               "compute": plan.__dict__})
+    rows = [[k, f"{v.weights / 1e9:.3f}", f"{(v.gradients + v.optimizer_states) / 1e9:.3f}",
+             f"{v.activations / 1e9:.3f}", f"{v.total / 1e9:.3f}"] for k, v in estimates.items() if v]
+    mem = md_table(["memory", "weights GB", "grads + Adam GB", "activations GB", "total GB"], rows)
+    return (f"## Memory and compute estimates ({cfg.dtype})\n\n{mem}\n"
+            f"{md_table(['compute', 'value'], [list(r) for r in plan.rows()])}")
+
+
+def generate_stage(ctx: Any, cfg: GenerateStage, out: Path) -> str:
+    from rich.progress import Progress
+
+    from llmcycle.generation import GenerationSettings, generate
+
+    split = ctx.recipe.data.split or "test"
+    data = ctx.data
+    if split not in data:
+        split = list(data.keys())[-1]
+    rows = data[split].select(range(min(cfg.n_examples, len(data[split]))))
+    settings = GenerationSettings(**cfg.model_dump(exclude={"batch_size", "n_examples"}))
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"generating {len(rows)} outputs", total=len(rows))
+        preds = generate(ctx.model, rows["input"], settings, batch_size=cfg.batch_size,
+                         on_batch=lambda n: bar.advance(task, n))
+    records = [{"input": r["input"], "references": r["references"], "prediction": p} for r, p in zip(rows, preds)]
+    atomic_write_jsonl(out / "predictions.jsonl", records)
+    caveat = ""
+    if ctx.model.untrained or ctx.recipe.model.source == "builtin:minilm-seq2seq":
+        caveat = ("\n> Before fine-tuning, builtin:minilm-seq2seq's cross-attention is freshly initialised, so these "
+                  "outputs are not yet summaries; the tune stage teaches it. Random (untrained) models print noise.\n")
+    body = md_table(["#", "reference", "model output"],
+                    [[i + 1, r["references"][0] if r["references"] else "", r["prediction"]]
+                     for i, r in enumerate(records)])
+    return f"## Generated outputs ({split} split, {len(records)} examples)\n{caveat}\n{body}"
+
+
+STAGES: dict[str, Callable[[Any, Any, Path], str]] = {
+    "info": info_stage,
+    "estimate": estimate_stage,
+    "generate": generate_stage,
+}

@@ -1,0 +1,155 @@
+"""The recipe runner: run directories, resume, stage selection, overrides, shipped recipes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llmcycle.errors import ConfigError, LLMCycleError
+from llmcycle.lifecycle import runner as runner_mod
+from llmcycle.lifecycle.recipe import Recipe, builtin_recipes, load_recipe
+from llmcycle.lifecycle.runner import run_recipe
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    rows = [{"dialogue": f"#Person1#: Hello {i}.\n#Person2#: Hi, how can I help?", "summary": f"A greeting {i}."}
+            for i in range(5)]
+    path = tmp_path / "tiny.test.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def recipe(tmp_path, data_file, **stage_overrides) -> Recipe:
+    return Recipe.from_dict({
+        "name": "t", "runs_dir": str(tmp_path / "runs"),
+        "model": {"source": "builtin:tiny-t5"}, "data": {"source": str(data_file)},
+        "stages": [{"info": {}}, {"generate": {"n_examples": 3, "max_new_tokens": 5, "min_new_tokens": 2,
+                                               **stage_overrides}}],
+    })
+
+
+def test_run_writes_run_directory_and_report(tmp_path, data_file):
+    run = run_recipe(recipe(tmp_path, data_file))
+    files = {p.relative_to(run.path).as_posix() for p in run.path.rglob("*") if p.is_file()}
+    assert {"recipe.json", "environment.json", "report.md", "01-info/model_card.json",
+            "02-generate/predictions.jsonl"} <= files
+    assert not [f for f in files if f.endswith(".tmp")]
+    preds = [json.loads(line) for line in run.file("02-generate/predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 3 and all(isinstance(p["prediction"], str) for p in preds)
+    assert preds[0]["references"] == ["A greeting 0."]
+    report = run.file("report.md").read_text()
+    assert "## Model card" in report and "## Generated outputs" in report and "builtin:tiny-t5" in report
+    env = json.loads(run.file("environment.json").read_text())
+    assert env["versions"]["torch"] and env["versions"]["transformers"]
+
+
+def test_rerun_skips_finished_stages_and_reruns_changed_ones(tmp_path, data_file, monkeypatch):
+    first = run_recipe(recipe(tmp_path, data_file))
+    calls = []
+    real = dict(runner_mod_stages())
+    monkeypatch.setitem(runner_mod_stages(), "info", lambda *a: calls.append("info") or real["info"](*a))
+    monkeypatch.setitem(runner_mod_stages(), "generate", lambda *a: calls.append("generate") or real["generate"](*a))
+    run_recipe(recipe(tmp_path, data_file), run_dir=first.path)
+    assert calls == []
+    run_recipe(recipe(tmp_path, data_file, max_new_tokens=6), run_dir=first.path)
+    assert calls == ["generate"]
+
+
+def runner_mod_stages():
+    from llmcycle.lifecycle import stages
+
+    return stages.STAGES
+
+
+def test_failed_stage_keeps_earlier_ones_and_says_how_to_resume(tmp_path, data_file, monkeypatch):
+    def boom(ctx, cfg, out):
+        raise LLMCycleError("the model exploded")
+
+    monkeypatch.setitem(runner_mod_stages(), "generate", boom)
+    with pytest.raises(LLMCycleError) as err:
+        run_recipe(recipe(tmp_path, data_file))
+    msg = str(err.value)
+    assert "stage 02-generate failed: the model exploded" in msg and "--run-dir" in msg
+    run_path = next((tmp_path / "runs").iterdir())
+    assert (run_path / "01-info" / "model_card.json").is_file()
+    assert (run_path / "stages" / "01-info.done.json").is_file()
+    assert not (run_path / "stages" / "02-generate.done.json").exists()
+
+
+def test_only_and_from(tmp_path, data_file):
+    run = run_recipe(recipe(tmp_path, data_file), only="generate")
+    assert not run.file("01-info").exists() and run.file("02-generate", "predictions.jsonl").is_file()
+    assert "(not run)" in run.file("report.md").read_text()
+    with pytest.raises(LLMCycleError, match="not in this recipe"):
+        run_recipe(recipe(tmp_path, data_file), only="align")
+
+
+def test_resume_rejects_other_model_and_non_run_dirs(tmp_path, data_file):
+    run = run_recipe(recipe(tmp_path, data_file), only="info")
+    other = recipe(tmp_path, data_file).model_copy(update={"model": Recipe().model.model_copy(
+        update={"source": "builtin:tiny-bart"})})
+    with pytest.raises(LLMCycleError, match="was run with model builtin:tiny-t5"):
+        run_recipe(other, run_dir=run.path)
+    with pytest.raises(LLMCycleError, match="not a llmcycle run directory"):
+        run_recipe(recipe(tmp_path, data_file), run_dir=tmp_path)
+
+
+def test_new_runs_never_reuse_a_directory(tmp_path, data_file):
+    a = run_recipe(recipe(tmp_path, data_file), only="info")
+    b = run_recipe(recipe(tmp_path, data_file), only="info")
+    assert a.path != b.path and a.file("report.md").is_file()
+
+
+@pytest.mark.parametrize(
+    "stages, fragment",
+    [
+        ([{"generate": {"max_new_tokens": 0}}], "stages[0].generate: max_new_tokens"),
+        ([{"generate": {"temperature": 0, "do_sample": True}}], "temperature must be > 0"),
+        ([{"generate": {"top_p": 1.5}}], "top_p must be in (0, 1]"),
+        ([{"train": {}}], "unknown stage 'train'"),
+        ([{"info": {}, "generate": {}}], "one key"),
+        ([{"info": {"colour": "red"}}], "stages[0].info: colour: unknown field"),
+    ],
+)
+def test_bad_stage_configs_name_the_field(stages, fragment):
+    with pytest.raises(ConfigError) as err:
+        Recipe.from_dict({"stages": stages})
+    assert fragment in str(err.value)
+
+
+def test_bad_top_level_fields():
+    with pytest.raises(ConfigError, match="model.dtype"):
+        Recipe.from_dict({"model": {"dtype": "fp64"}})
+    with pytest.raises(ConfigError, match="name"):
+        Recipe.from_dict({"name": "has spaces/slash"})
+
+
+def test_overrides(tmp_path):
+    r = load_recipe("quickstart", ["model.source=builtin:tiny-t5", "generate.max_new_tokens=7", "data.n=3"])
+    assert r.model.source == "builtin:tiny-t5" and r.data.n == 3
+    assert dict(r.stage_configs())["generate"].max_new_tokens == 7
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_recipe("quickstart", ["oops"])
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nstages:\n  - info: {\n")
+    with pytest.raises(ConfigError, match="bad.yaml: line"):
+        load_recipe(str(bad))
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_recipe(str(listy))
+
+
+@pytest.mark.parametrize("name", builtin_recipes())
+def test_every_shipped_recipe_validates(name):
+    r = load_recipe(name)
+    assert r.stages and r.model.source
+
+
+def test_runner_module_exposes_run_recipe():
+    assert runner_mod.run_recipe is run_recipe
