@@ -150,3 +150,11 @@ def estimate_compute_cmd(
         raise LLMCycleError("give --params (e.g. 70e9) or a budget (--budget-flops 1e23 / --budget-pf-days 100)")
     console.print(table(title, plan.rows(), ("item", "value")))
     console.print(f"Chinchilla-optimal tokens: {plan.chinchilla_tokens:.3e}", highlight=False)
+
+
+@app.command("reference")
+def reference_cmd() -> None:
+    """Print the recipe reference (every field of every stage, generated from the config classes)."""
+    from llmcycle.lifecycle.reference import recipe_reference
+
+    print(recipe_reference())

@@ -42,7 +42,13 @@ if [ "$have_torch" != "$TORCH_VERSION" ]; then
   if [ "$TORCH_INDEX" = "pypi" ]; then
     "$PY" -m pip install --quiet "torch==$TORCH_VERSION"
   else
-    "$PY" -m pip install --quiet --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION"
+    # An unreachable index (an offline mirror setup) is tried once, not five times per package;
+    # pip then takes the CPU wheel from the places its own configuration names (find-links).
+    retries=()
+    "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "$TORCH_INDEX/" \
+      >/dev/null 2>&1 || retries=(--retries 0)
+    "$PY" -m pip install --quiet "${retries[@]}" --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION" 2> >(grep -v \
+      -e "Retrying" -e "NewConnectionError" -e "is ignored: it is neither" >&2)
   fi
 fi
 echo "[setup] installing llmcycle[$EXTRAS] and its dependencies"
