@@ -18,14 +18,20 @@ OFFLINE_SENTENCE = (
 )
 
 
+class ConnectError(Exception):
+    """Stands in for the HTTP client's connect error (httpx or httpx2, whichever the hub client uses)."""
+
+
+ConnectError.__module__ = "httpx"
+
+
 def _offline_errors() -> list[Exception]:
-    import httpx
     from huggingface_hub.errors import OfflineModeIsEnabled
 
     wrapped = ConnectionError("Couldn't reach 'knkarthick/dialogsum' on the Hub (LocalEntryNotFoundError)")
     chained = OSError("request failed")
-    chained.__cause__ = httpx.ConnectError("[Errno -2] Name or service not known")
-    return [wrapped, OfflineModeIsEnabled("offline"), httpx.ConnectError("no route"), TimeoutError(), chained]
+    chained.__cause__ = ConnectError("[Errno -2] Name or service not known")
+    return [wrapped, OfflineModeIsEnabled("offline"), ConnectError("no route"), TimeoutError(), chained]
 
 
 @pytest.mark.parametrize("error", _offline_errors(), ids=lambda e: type(e).__name__)
