@@ -86,16 +86,16 @@ def info_cmd(
     device: str = typer.Option("cpu", help="cpu | cuda | auto."),
 ) -> None:
     """Model card: kind, family, layers, heads, sizes, parameters and memory; --trace walks a text through it."""
+    from llmcycle.models import load_model
     from llmcycle.models.info import describe
 
-    card = describe(model, weights=weights, dtype=dtype)
+    loaded = load_model(model, weights=weights, dtype=dtype, device=device) if trace is not None else None
+    card = describe(loaded or model, weights=weights, dtype=dtype)
     console.print(table(f"{card.label}", card.rows(), ("property", "value")))
-    if trace is not None:
-        from llmcycle.models import load_model
+    if loaded is not None:
         from llmcycle.models.trace import trace as walk
 
-        loaded = load_model(model, weights=weights, dtype=dtype, device=device)
-        for step in walk(loaded, trace):
+        for step in walk(loaded, trace or ""):
             console.print(f"[bold]{step.title}[/bold]")
             for line in step.lines:
                 console.print(f"  {line}", highlight=False, markup=False)

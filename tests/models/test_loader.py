@@ -153,3 +153,17 @@ def test_cuda_requested_without_gpu():
         pytest.skip("a GPU is present")
     with pytest.raises(ModelSourceError, match="no CUDA GPU"):
         load_model("builtin:tiny-t5", device="cuda")
+
+
+def test_minilm_round_trips_through_save_pretrained(tmp_path, minilm):
+    minilm.model.save_pretrained(tmp_path)
+    minilm.tokenizer.save_pretrained(tmp_path)
+    again = load_model(str(tmp_path))
+    assert again.kind == "seq2seq" and again.family == "encoder-decoder"
+    a, b = minilm.model.state_dict(), again.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert again.tokenizer.tokenize("#Person2#: ok") == ["#Person2#", ":", "ok"]
+    enc = again.tokenizer(["#Person1#: Is the pool open?"], return_tensors="pt")
+    x = minilm.model.generate(**enc, max_new_tokens=5, do_sample=False)
+    y = again.model.generate(**enc, max_new_tokens=5, do_sample=False)
+    assert torch.equal(x, y)
