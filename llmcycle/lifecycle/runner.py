@@ -117,7 +117,8 @@ def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, only: str | No
 
 
 def write_report(run: RunDir, recipe: Recipe) -> Path:
-    """``report.md``: what was run, then each finished stage's section, in recipe order."""
+    """``report.md`` and a self-contained ``report.html``: what was run, then each finished stage's
+    section, in recipe order (image paths in sections are relative to the run directory)."""
     env = json.loads(run.file("environment.json").read_text(encoding="utf-8"))
     parts = [f"# llmcycle run: {recipe.name}\n",
              f"- model: `{recipe.model.source}` (weights: {recipe.model.weights}, dtype: {recipe.model.dtype})",
@@ -131,4 +132,8 @@ def write_report(run: RunDir, recipe: Recipe) -> Path:
             parts.append(section.read_text(encoding="utf-8"))
         else:
             parts.append(f"## {kind}\n\n(not run)\n")
-    return atomic_write_text(run.file("report.md"), "\n".join(parts))
+    from llmcycle.lifecycle.report import render_html
+
+    text = "\n".join(parts)
+    atomic_write_text(run.file("report.html"), render_html(text, run.path, title=f"llmcycle: {recipe.name}"))
+    return atomic_write_text(run.file("report.md"), text)

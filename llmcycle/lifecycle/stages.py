@@ -10,14 +10,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from llmcycle.lifecycle.recipe import EstimateStage, GenerateStage, InfoStage
-from llmcycle.lifecycle.rundir import atomic_write_json, atomic_write_jsonl, atomic_write_text
-
-
-def md_table(headers: list[str], rows: list[list[Any]]) -> str:
-    """A GitHub-flavoured Markdown table."""
-    esc = [[str(c).replace("|", "\\|").replace("\n", " ") for c in r] for r in rows]
-    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in esc]) + "\n"
+from llmcycle.lifecycle.report import md_table
+from llmcycle.lifecycle.rundir import atomic_write_json, atomic_write_jsonl
 
 
 def info_stage(ctx: Any, cfg: InfoStage, out: Path) -> str:

@@ -33,7 +33,7 @@ def recipe(tmp_path, data_file, **stage_overrides) -> Recipe:
 def test_run_writes_run_directory_and_report(tmp_path, data_file):
     run = run_recipe(recipe(tmp_path, data_file))
     files = {p.relative_to(run.path).as_posix() for p in run.path.rglob("*") if p.is_file()}
-    assert {"recipe.json", "environment.json", "report.md", "01-info/model_card.json",
+    assert {"recipe.json", "environment.json", "report.md", "report.html", "01-info/model_card.json",
             "02-generate/predictions.jsonl"} <= files
     assert not [f for f in files if f.endswith(".tmp")]
     preds = [json.loads(line) for line in run.file("02-generate/predictions.jsonl").read_text().splitlines()]
@@ -41,6 +41,8 @@ def test_run_writes_run_directory_and_report(tmp_path, data_file):
     assert preds[0]["references"] == ["A greeting 0."]
     report = run.file("report.md").read_text()
     assert "## Model card" in report and "## Generated outputs" in report and "builtin:tiny-t5" in report
+    page = run.file("report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<table>" in page and "Model card" in page
     env = json.loads(run.file("environment.json").read_text())
     assert env["versions"]["torch"] and env["versions"]["transformers"]
 
