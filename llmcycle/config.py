@@ -89,6 +89,8 @@ class ModelConfig(StageConfig):
     dtype: Dtype = Field("fp32", description="Parameter dtype; 'auto' picks bf16 on GPUs that support it, else fp32.")
     device: Device = Field("cpu", description="Where to put the model; 'auto' picks cuda when available.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) when source is a hub id.")
+    adapter: str | None = Field(None, description="A PEFT adapter directory to attach to the model (LoRA, prompt "
+                                "tuning); the base weights stay untouched.")
 
 
 class DataConfig(StageConfig):

@@ -42,7 +42,7 @@ class RunContext:
             m = self.recipe.model
             self.progress(f"loading model {m.source}")
             self._model = load_model(m.source, weights=m.weights, dtype=m.dtype, device=m.device,
-                                     revision=m.revision)
+                                     revision=m.revision, adapter=m.adapter)
         return self._model
 
     @property

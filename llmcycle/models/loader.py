@@ -191,13 +191,40 @@ def _hub_config(source: str, revision: str | None, online: bool) -> Any:
         raise ModelSourceError(f"{source}: {str(exc).splitlines()[0]}") from None
 
 
+def attach_adapter(loaded: LoadedModel, adapter: str | Path) -> LoadedModel:
+    """Put the PEFT adapter saved in ``adapter`` on ``loaded`` (inference mode, base weights untouched)."""
+    from peft import PeftModel
+
+    path = Path(adapter).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise ModelSourceError(f"adapter: {adapter} is not a PEFT adapter directory (no adapter_config.json)")
+    try:
+        loaded.model = PeftModel.from_pretrained(loaded.model, str(path), is_trainable=False).eval()
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelSourceError(f"adapter: cannot attach {path} to {loaded.source}: "
+                               f"{str(exc).splitlines()[0]}") from None
+    loaded.source = f"{loaded.source}+{path}"
+    loaded.notes.append(f"adapter: {path}")
+    return loaded
+
+
+def _adapter_base(path: Path) -> str:
+    """The base model an adapter directory names (``base_model_name_or_path``)."""
+    import json
+
+    try:
+        base = json.loads((path / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError) as exc:
+        raise ModelSourceError(f"{path}/adapter_config.json cannot be read: {exc}") from None
+    if not base:
+        raise ModelSourceError(f"{path} holds a PEFT adapter that does not name its base model; pass the base as "
+                               "the source and the adapter with adapter=...")
+    return str(base)
+
+
 def _load_local(path: Path, weights: str, torch_dtype: Any) -> LoadedModel:
     from transformers import AutoConfig, AutoTokenizer
 
-    if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
-        raise ModelSourceError(
-            f"{path} holds a PEFT adapter, not a full model; load its base model and attach the adapter "
-            "(`llmcycle.tuning` adapters), or merge it first")
     if not (path / "config.json").is_file():
         raise ModelSourceError(f"{path} is not a model directory: no config.json (save one with save_pretrained)")
     try:
@@ -242,6 +269,7 @@ def load_model(
     dtype: str = "fp32",
     device: str = "cpu",
     revision: str | None = None,
+    adapter: str | Path | None = None,
 ) -> LoadedModel:
     """Load a model, its tokenizer and its kind.
 
@@ -253,6 +281,8 @@ def load_model(
         dtype: ``fp32``, ``bf16``, ``fp16`` or ``auto``.
         device: ``cpu``, ``cuda`` or ``auto``.
         revision: hub branch, tag or commit.
+        adapter: a PEFT adapter directory to attach. A ``source`` that is itself an adapter
+            directory loads the base model its ``adapter_config.json`` names, then the adapter.
     """
     if not isinstance(source, str) or not source.strip():
         raise ModelSourceError("model source is empty; pass a hub id, a local directory or builtin:NAME")
@@ -264,6 +294,9 @@ def load_model(
     path = Path(source).expanduser()
     if source.startswith("builtin:"):
         loaded = _load_builtin(source, weights, torch_dtype)
+    elif path.is_dir() and (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+        return load_model(_adapter_base(path), weights=weights, dtype=dtype, device=device, revision=revision,
+                          adapter=path)
     elif path.is_dir():
         loaded = _load_local(path, weights, torch_dtype)
     elif path.exists():
@@ -273,4 +306,4 @@ def load_model(
     else:
         loaded = _load_hub(source, weights, revision, torch_dtype)
     loaded.model.to(device)
-    return loaded
+    return attach_adapter(loaded, adapter) if adapter is not None else loaded

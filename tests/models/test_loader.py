@@ -129,10 +129,30 @@ def test_directory_without_config(tmp_path):
         load_model(str(tmp_path))
 
 
-def test_adapter_directory_is_explained(tmp_path):
+def test_adapter_directory_without_base_is_explained(tmp_path):
     (tmp_path / "adapter_config.json").write_text("{}")
-    with pytest.raises(ModelSourceError, match="PEFT adapter"):
+    with pytest.raises(ModelSourceError, match="does not name its base model"):
         load_model(str(tmp_path))
+    with pytest.raises(ModelSourceError, match="not a PEFT adapter directory"):
+        load_model("builtin:tiny-t5", adapter=str(tmp_path / "nowhere"))
+
+
+def test_lora_adapter_loads_on_its_base(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    base = load_model("builtin:tiny-t5")
+    peft_model = get_peft_model(base.model, LoraConfig(r=4, target_modules=["q", "v"], init_lora_weights=False))
+    peft_model.peft_config["default"].base_model_name_or_path = "builtin:tiny-t5"
+    peft_model.save_pretrained(tmp_path / "adapter")
+    assert not (tmp_path / "adapter" / "config.json").exists()
+    enc = base.tokenizer(["hello there"], return_tensors="pt")
+    want = peft_model.generate(**enc, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    for loaded in (load_model(str(tmp_path / "adapter")),
+                   load_model("builtin:tiny-t5", adapter=str(tmp_path / "adapter"))):
+        got = loaded.model.generate(**enc, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+        assert torch.equal(want, got) and "adapter" in loaded.source
+    plain = load_model("builtin:tiny-t5").model.generate(**enc, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    assert not torch.equal(plain, want)  # the adapter changes the model (init_lora_weights=False)
 
 
 def test_corrupt_config(tmp_path):
