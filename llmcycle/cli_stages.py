@@ -158,3 +158,44 @@ def reference_cmd() -> None:
     from llmcycle.lifecycle.reference import recipe_reference
 
     print(recipe_reference())
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    models: List[str] = typer.Argument(..., help="Models: SOURCE, NAME=SOURCE or SOURCE+ADAPTER_DIR (repeat)."),
+    data: str = typer.Option("builtin:dialogues", help="Data source (builtin, file, directory, hub id)."),
+    split: str = typer.Option("test", help="Split to evaluate on."),
+    n: Optional[int] = typer.Option(None, help="Seeded subsample of n examples."),
+    template: str = typer.Option("none", help="Prompt template name."),
+    max_new_tokens: int = typer.Option(64, help="Most tokens generated per example."),
+    num_beams: int = typer.Option(1, help="Beam search width."),
+    baseline: Optional[str] = typer.Option(None, help="Model name improvements are measured against."),
+    metric: Optional[List[str]] = typer.Option(None, "--metric", help="rouge | bleu | chrf | toxicity | length "
+                                               "(repeat; default rouge, bleu, toxicity, length)."),
+    side_by_side: int = typer.Option(5, help="Examples shown side by side."),
+    batch_size: int = typer.Option(8, help="Generation batch size."),
+    runs_dir: str = typer.Option("runs", help="Where the run directory is created."),
+) -> None:
+    """Evaluate and compare models: predictions, metrics with CIs, improvements, report (Markdown + HTML)."""
+    from llmcycle.data import load_data
+    from llmcycle.evaluation.evaluate import EvaluateConfig, evaluate_models
+    from llmcycle.lifecycle.report import render_html
+    from llmcycle.lifecycle.rundir import RunDir, atomic_write_text
+
+    cfg = EvaluateConfig.from_dict({
+        "models": models, "baseline": baseline, "template": template, "batch_size": batch_size,
+        "generation": {"max_new_tokens": max_new_tokens, "num_beams": num_beams},
+        "n_side_by_side": side_by_side, **({"metrics": metric} if metric else {})}, where="evaluate")
+    rows = load_data(data, split=split, n=n)[split if split != "dev" else "validation"]
+    run = RunDir.create(runs_dir, "evaluate")
+    result = evaluate_models(cfg, rows, run.file("evaluate"), progress=lambda m: console.print(f"  {m}"))
+    text = f"# llmcycle evaluate\n\n- data: `{data}`, split `{split}`, {len(rows)} examples\n\n{result.section}"
+    atomic_write_text(run.file("report.md"), text)
+    atomic_write_text(run.file("report.html"), render_html(text, run.path, title="llmcycle evaluate"))
+    shown = [(r.model, r.metric, f"{r.value:.4f}",
+              f"[{r.ci_low:.4f}, {r.ci_high:.4f}]" if r.ci_low is not None else "",
+              f"{r.delta_points:+.2f}" if r.delta_points is not None else "",
+              f"{r.p_value:.3f}" if r.p_value is not None else "") for r in result.rows]
+    console.print(table(f"baseline: {result.baseline}", shown,
+                        ("model", "metric", "value", "95% CI", "improvement (points)", "paired p")))
+    console.print(f"[green]done[/green]: {run.path}/report.html")

@@ -25,6 +25,7 @@ import yaml
 from pydantic import Field, field_validator
 
 from llmcycle.config import ConfigError, DataConfig, ModelConfig, StageConfig, load_yaml
+from llmcycle.evaluation.evaluate import EvaluateConfig
 from llmcycle.generation.settings import GenerationSettings
 
 
@@ -53,7 +54,7 @@ class GenerateStage(GenerationSettings):
 
 
 STAGE_CONFIGS: dict[str, type[StageConfig]] = {"info": InfoStage, "estimate": EstimateStage,
-                                               "generate": GenerateStage}
+                                               "generate": GenerateStage, "evaluate": EvaluateConfig}
 """Stage kinds a recipe may list, in the order the lifecycle usually runs them."""
 
 

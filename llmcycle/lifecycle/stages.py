@@ -86,8 +86,21 @@ def generate_stage(ctx: Any, cfg: GenerateStage, out: Path) -> str:
     return f"## Generated outputs ({split} split, {len(records)} examples)\n{caveat}\n{body}"
 
 
+def evaluate_stage(ctx: Any, cfg: Any, out: Path) -> str:
+    from llmcycle.evaluation.evaluate import evaluate_models
+
+    m = ctx.recipe.model
+    if not cfg.models:  # the recipe's own model
+        cfg = cfg.model_copy(update={"models": [m.source + (f"+{m.adapter}" if m.adapter else "")]})
+    split = ctx.recipe.data.split or "test"
+    data = ctx.data
+    rows = data[split] if split in data else data[list(data.keys())[-1]]
+    return evaluate_models(cfg, rows, out, progress=ctx.progress).section
+
+
 STAGES: dict[str, Callable[[Any, Any, Path], str]] = {
     "info": info_stage,
     "estimate": estimate_stage,
     "generate": generate_stage,
+    "evaluate": evaluate_stage,
 }
