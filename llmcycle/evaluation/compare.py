@@ -106,13 +106,31 @@ def compare(models: Sequence[ModelScores], baseline: str | None = None, n_resamp
 
 
 def comparison_markdown(rows: Sequence[ComparisonRow], baseline: str) -> str:
-    """The comparison as a Markdown table (values, CIs, improvement in points, p-values)."""
+    """Two Markdown tables, one row per model: values with 95% CIs, then improvements over the
+    baseline in points with the paired test's p-value."""
     from llmcycle.lifecycle.report import md_table
 
-    def fmt(x: float | None, spec: str = ".4f") -> str:
-        return "" if x is None else format(x, spec)
+    models = list(dict.fromkeys(r.model for r in rows))
+    metrics = list(dict.fromkeys(r.metric for r in rows))
+    cell = {(r.model, r.metric): r for r in rows}
 
-    body = [[r.model + (" (baseline)" if r.model == baseline else ""), r.metric, fmt(r.value),
-             f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]" if r.ci_low is not None else "",
-             fmt(r.delta_points, "+.2f"), fmt(r.p_value, ".3f")] for r in rows]
-    return md_table(["model", "metric", "value", "95% CI", "improvement (points)", "paired p"], body)
+    def value(r: ComparisonRow | None) -> str:
+        if r is None:
+            return ""
+        ci = f" [{r.ci_low:.3f}, {r.ci_high:.3f}]" if r.ci_low is not None and r.ci_high is not None else ""
+        return f"{r.value:.4f}{ci}"
+
+    def gain(r: ComparisonRow | None) -> str:
+        if r is None or r.delta_points is None:
+            return ""
+        return f"{r.delta_points:+.2f}" + (f" (p={r.p_value:.3f})" if r.p_value is not None else "")
+
+    label = {m: m + (" (baseline)" if m == baseline else "") for m in models}
+    values = md_table(["model", *metrics], [[label[m], *(value(cell.get((m, k))) for k in metrics)] for m in models])
+    others = [m for m in models if m != baseline]
+    if not others:
+        return "Values with 95% bootstrap intervals:\n\n" + values
+    gains = md_table(["model", *metrics], [[m, *(gain(cell.get((m, k))) for k in metrics)] for m in others])
+    return ("Values with 95% bootstrap intervals:\n\n" + values +
+            f"\nAbsolute improvement over `{baseline}` (points; ROUGE and toxicity x 100), paired test p-value:\n\n"
+            + gains)

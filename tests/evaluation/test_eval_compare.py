@@ -82,6 +82,6 @@ def test_evaluate_two_builtins_end_to_end(tmp_path):
     assert minilm_r1.delta_points == pytest.approx(
         (result.scores[1].metrics["rouge1"] - result.scores[0].metrics["rouge1"]) * 100)
     assert minilm_r1.ci_low is not None and minilm_r1.p_value is not None
-    assert "improvement (points)" in result.section and "### Side by side" in result.section
+    assert "Absolute improvement over `tiny`" in result.section and "### Side by side" in result.section
     page = render_html(result.section, tmp_path)
     assert page.count('src="data:image/png;base64,') == 3 and "missing image" not in page
