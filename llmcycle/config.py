@@ -46,7 +46,7 @@ def format_validation_error(exc: ValidationError, where: str = "") -> str:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling; see `llmcycle <stage> --help`)"
         prefix = f"{where}: " if where else ""
