@@ -199,3 +199,55 @@ def evaluate_cmd(
     console.print(table(f"baseline: {result.baseline}", shown,
                         ("model", "metric", "value", "95% CI", "improvement (points)", "paired p")))
     console.print(f"[green]done[/green]: {run.path}/report.html")
+
+
+@app.command("prompt-lab")
+def prompt_lab_cmd(
+    model: str = typer.Argument(..., help="Hub id, local directory or builtin:NAME."),
+    data: str = typer.Option("builtin:dialogues", help="Data source: evaluation split + train split for shots."),
+    split: str = typer.Option("test", help="Split to evaluate on."),
+    n: int = typer.Option(10, help="Examples per cell."),
+    template: Optional[List[str]] = typer.Option(None, "--template", help="Template names (repeat); default: "
+                                                 "none, instruction, flan."),
+    shots: Optional[List[int]] = typer.Option(None, "--shots", help="Shot counts (repeat); default 0, 1, 3."),
+    setting: Optional[List[str]] = typer.Option(None, "--setting", help="Generation settings (repeat): a preset "
+                                                "name or 'LABEL:field=value,...'; default greedy and "
+                                                "sampling t=0.7."),
+    selection: str = typer.Option("random", help="Shot selection: first | random | nearest."),
+    max_new_tokens: int = typer.Option(48, help="Most tokens generated per example."),
+    seed: int = typer.Option(42, help="Seed for shot draws and sampling."),
+    runs_dir: str = typer.Option("runs", help="Where the run directory is created."),
+) -> None:
+    """Prompt engineering as an experiment: templates x shots x generation settings, scored with ROUGE."""
+    from llmcycle.data import load_data
+    from llmcycle.lifecycle.report import render_html
+    from llmcycle.lifecycle.rundir import RunDir, atomic_write_text
+    from llmcycle.models import load_model
+    from llmcycle.prompts.lab import PromptLabConfig, lab_section, parse_setting, run_prompt_lab
+
+    fields: dict[str, Any] = {"n_examples": n, "selection": selection, "max_new_tokens": max_new_tokens, "seed": seed}
+    if template:
+        fields["templates"] = template
+    if shots:
+        fields["shots"] = shots
+    if setting:
+        fields["generation"] = dict(parse_setting(s) for s in setting)
+    cfg = PromptLabConfig.from_dict(fields, where="prompt-lab")
+    ds = load_data(data)
+    if split not in ds:
+        from llmcycle.errors import LLMCycleError
+
+        raise LLMCycleError(f"--split {split!r}: {data} has splits {', '.join(ds)}")
+    loaded = load_model(model)
+    run = RunDir.create(runs_dir, "prompt-lab")
+    cells = run_prompt_lab(loaded, ds[split], ds["train"] if "train" in ds else None, cfg, run.file("prompt-lab"),
+                           progress=lambda m: console.print(f"  {m}", highlight=False))
+    text = f"# llmcycle prompt lab: `{model}` on `{data}` ({split})\n\n" + lab_section(
+        cells, ds[split], cfg, run.file("prompt-lab"), "prompt-lab")
+    atomic_write_text(run.file("report.md"), text)
+    atomic_write_text(run.file("report.html"), render_html(text, run.path, title="llmcycle prompt lab"))
+    rows = [(c.template, c.shots, c.generation, f"{c.rouge['rouge1']:.4f}", f"{c.rouge['rougeL']:.4f}",
+             c.n_dropped_shots, c.n_truncated) for c in sorted(cells, key=lambda c: -c.rouge["rouge1"])]
+    console.print(table("prompt lab (ranked by ROUGE-1)", rows,
+                        ("template", "shots", "generation", "ROUGE-1", "ROUGE-L", "dropped shots", "truncated")))
+    console.print(f"[green]done[/green]: {run.path}/report.html")

@@ -83,13 +83,11 @@ class EvaluationResult:
     section: str  # Markdown for the report
 
 
-def _prompts(rows: Any, template: str) -> list[str]:
-    if template == "none":
-        return list(rows["input"])
-    from llmcycle.prompts import get_template
+def _prompts(rows: Any, template: str, tokenizer: Any) -> Any:
+    """Zero-shot prompts fitted to the model's input budget (cuts are recorded, never silent)."""
+    from llmcycle.prompts import build_prompts
 
-    tpl = get_template(template)
-    return [tpl.render(dict(r)) for r in rows]
+    return build_prompts(template, rows, tokenizer=tokenizer)
 
 
 def evaluate_models(cfg: EvaluateConfig, rows: Any, out_dir: str | Path,
@@ -103,33 +101,41 @@ def evaluate_models(cfg: EvaluateConfig, rows: Any, out_dir: str | Path,
         raise LLMCycleError("models: give at least one model to evaluate")
     if len(rows) == 0:
         raise LLMCycleError("the data split to evaluate on is empty")
+    from llmcycle.prompts import get_template
+
+    get_template(cfg.template)  # an unknown template fails before any model loads
     out = Path(out_dir)
-    prompts = _prompts(rows, cfg.template)
     refs = [list(r) for r in rows["references"]]
-    scores = []
+    scores, budget = [], {}
     for spec in specs:
-        say(f"evaluating {spec.name}: generating {len(prompts)} outputs")
-        preds = _generate(spec, prompts, cfg)
+        say(f"evaluating {spec.name}: generating {len(rows)} outputs")
+        batch, preds = _generate(spec, rows, cfg)
+        budget[spec.name] = batch.summary.describe()
         atomic_write_jsonl(out / "predictions" / f"{_slug(spec.name)}.jsonl",
-                           [{"input": i, "prompt": p, "references": r, "prediction": y}
-                            for i, p, r, y in zip(rows["input"], prompts, refs, preds)])
+                           [{"input": i, "prompt": p.text, "input_truncated": p.input_truncated,
+                             "references": r, "prediction": y}
+                            for i, p, r, y in zip(rows["input"], batch.prompts, refs, preds)])
         scores.append(score_outputs(spec.name, preds, refs, cfg.metrics, cfg.toxicity_scorer))
+    prompts = batch.texts
     baseline = cfg.baseline or specs[0].name
     table_rows = compare(scores, baseline, cfg.bootstrap_resamples, cfg.seed)
-    atomic_write_json(out / "metrics.json", {"baseline": baseline, "n_examples": len(prompts),
+    atomic_write_json(out / "metrics.json", {"baseline": baseline, "n_examples": len(prompts), "prompts": budget,
                                              "models": {s.name: s.metrics for s in scores},
                                              "comparison": [r.__dict__ for r in table_rows]})
     section = _section(scores, table_rows, baseline, rows, prompts, refs, cfg, out)
     return EvaluationResult(scores, table_rows, baseline, section)
 
 
-def _generate(spec: ModelSpec, prompts: Sequence[str], cfg: EvaluateConfig) -> list[str]:
+def _generate(spec: ModelSpec, rows: Any, cfg: EvaluateConfig) -> tuple[Any, list[str]]:
     from llmcycle.generation import generate
     from llmcycle.models import load_model
 
     loaded = load_model(spec.source, adapter=spec.adapter)
     try:
-        return generate(loaded, prompts, cfg.generation, batch_size=cfg.batch_size)
+        batch = _prompts(rows, cfg.template, loaded.tokenizer)
+        preds = generate(loaded, batch.texts, cfg.generation, batch_size=cfg.batch_size,
+                         max_input_tokens=batch.summary.max_tokens)
+        return batch, list(preds)
     finally:
         del loaded
         gc.collect()

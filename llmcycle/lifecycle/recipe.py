@@ -27,6 +27,7 @@ from pydantic import Field, field_validator
 from llmcycle.config import ConfigError, DataConfig, ModelConfig, StageConfig, load_yaml
 from llmcycle.evaluation.evaluate import EvaluateConfig
 from llmcycle.generation.settings import GenerationSettings
+from llmcycle.prompts.lab import PromptLabConfig
 
 
 class InfoStage(StageConfig):
@@ -51,10 +52,13 @@ class GenerateStage(GenerationSettings):
 
     batch_size: int = Field(8, ge=1, description="Inputs per generation batch.")
     n_examples: int = Field(6, ge=1, description="How many rows of the data split to generate for.")
+    template: str = Field("none", description="Prompt template (llmcycle.prompts); inputs are fitted to the model's "
+                          "input budget and any cut is recorded.")
 
 
 STAGE_CONFIGS: dict[str, type[StageConfig]] = {"info": InfoStage, "estimate": EstimateStage,
-                                               "generate": GenerateStage, "evaluate": EvaluateConfig}
+                                               "prompt_lab": PromptLabConfig, "generate": GenerateStage,
+                                               "evaluate": EvaluateConfig}
 """Stage kinds a recipe may list, in the order the lifecycle usually runs them."""
 
 

@@ -63,18 +63,21 @@ def generate_stage(ctx: Any, cfg: GenerateStage, out: Path) -> str:
     from rich.progress import Progress
 
     from llmcycle.generation import GenerationSettings, generate
+    from llmcycle.prompts import build_prompts
 
     split = ctx.recipe.data.split or "test"
     data = ctx.data
     if split not in data:
         split = list(data.keys())[-1]
     rows = data[split].select(range(min(cfg.n_examples, len(data[split]))))
-    settings = GenerationSettings(**cfg.model_dump(exclude={"batch_size", "n_examples"}))
+    settings = GenerationSettings(**cfg.model_dump(exclude={"batch_size", "n_examples", "template"}))
+    prompts = build_prompts(cfg.template, rows, tokenizer=ctx.model.tokenizer)
     with Progress(transient=True) as bar:
         task = bar.add_task(f"generating {len(rows)} outputs", total=len(rows))
-        preds = generate(ctx.model, rows["input"], settings, batch_size=cfg.batch_size,
-                         on_batch=lambda n: bar.advance(task, n))
-    records = [{"input": r["input"], "references": r["references"], "prediction": p} for r, p in zip(rows, preds)]
+        preds = generate(ctx.model, prompts.texts, settings, batch_size=cfg.batch_size,
+                         max_input_tokens=prompts.summary.max_tokens, on_batch=lambda n: bar.advance(task, n))
+    records = [{"input": r["input"], "prompt": b.text, "input_truncated": b.input_truncated,
+                "references": r["references"], "prediction": p} for r, b, p in zip(rows, prompts.prompts, preds)]
     atomic_write_jsonl(out / "predictions.jsonl", records)
     caveat = ""
     if ctx.model.untrained or ctx.recipe.model.source == "builtin:minilm-seq2seq":
@@ -98,8 +101,24 @@ def evaluate_stage(ctx: Any, cfg: Any, out: Path) -> str:
     return evaluate_models(cfg, rows, out, progress=ctx.progress).section
 
 
+def prompt_lab_stage(ctx: Any, cfg: Any, out: Path) -> str:
+    from llmcycle.prompts.lab import lab_section, run_prompt_lab
+
+    data = ctx.data
+    split = ctx.recipe.data.split or "test"
+    rows = data[split] if split in data else data[list(data.keys())[-1]]
+    pool = data["train"] if "train" in data else None
+    if pool is None and any(cfg.shots):
+        from llmcycle.data import load_data_from_config
+
+        pool = load_data_from_config(ctx.recipe.data.model_copy(update={"split": "train", "n": None}))["train"]
+    cells = run_prompt_lab(ctx.model, rows, pool, cfg, out, progress=ctx.progress)
+    return lab_section(cells, rows, cfg, out, out.name)
+
+
 STAGES: dict[str, Callable[[Any, Any, Path], str]] = {
     "info": info_stage,
+    "prompt_lab": prompt_lab_stage,
     "estimate": estimate_stage,
     "generate": generate_stage,
     "evaluate": evaluate_stage,
