@@ -22,7 +22,8 @@ def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("sub", [[], ["run"], ["info"], ["tokenize"], ["models"], ["data"], ["estimate"],
-                                 ["estimate", "memory"], ["estimate", "compute"]])
+                                 ["estimate", "memory"], ["estimate", "compute"], ["evaluate"], ["prompt-lab"],
+                                 ["generate"], ["benchmark"], ["reference"]])
 def test_help_everywhere(monkeypatch, capsys, sub):
     code, out, _ = run_cli(monkeypatch, capsys, *sub, "--help")
     assert code == 0 and "Usage" in out

@@ -70,7 +70,7 @@ def generate_stage(ctx: Any, cfg: GenerateStage, out: Path) -> str:
     if split not in data:
         split = list(data.keys())[-1]
     rows = data[split].select(range(min(cfg.n_examples, len(data[split]))))
-    settings = GenerationSettings(**cfg.model_dump(exclude={"batch_size", "n_examples", "template"}))
+    settings = GenerationSettings(**cfg.model_dump(include=set(GenerationSettings.model_fields)))
     prompts = build_prompts(cfg.template, rows, tokenizer=ctx.model.tokenizer)
     with Progress(transient=True) as bar:
         task = bar.add_task(f"generating {len(rows)} outputs", total=len(rows))

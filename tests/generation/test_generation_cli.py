@@ -1,0 +1,114 @@
+"""``llmcycle generate``: one prompt printed, a file of prompts to JSONL, one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+import llmcycle.cli_generate  # noqa: F401  (registers the command until cli.py imports it)
+from llmcycle import cli
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["llmcycle", *args])
+    code = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_help(monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, "generate", "--help")
+    assert code == 0 and "--input-file" in out and "--stop" in out and "--preset" in out
+
+
+def test_one_prompt_prints_the_output(monkeypatch, capsys):
+    from llmcycle.generation import GenerationSettings, generate
+    from llmcycle.models import load_model
+
+    code, out, err = run_cli(monkeypatch, capsys, "generate", "builtin:tiny-gpt2", "hello there",
+                             "--max-new-tokens", "6", "--min-new-tokens", "6")
+    assert code == 0, err
+    want = generate(load_model("builtin:tiny-gpt2"), ["hello there"],
+                    GenerationSettings(max_new_tokens=6, min_new_tokens=6))[0]
+    assert out.strip() == want
+    assert "6 new tokens, finished by length" in err
+
+
+def test_several_sampled_outputs_are_numbered(monkeypatch, capsys):
+    code, out, err = run_cli(monkeypatch, capsys, "generate", "builtin:tiny-gpt2", "hello", "--preset", "creative",
+                             "-n", "2", "--seed", "4", "--max-new-tokens", "4")
+    assert code == 0, err
+    assert out.startswith("[1] ") and "\n[2] " in out
+
+
+def test_file_of_prompts_writes_jsonl_in_input_order(monkeypatch, capsys, tmp_path):
+    src = tmp_path / "prompts.jsonl"
+    src.write_text("\n".join(json.dumps({"input": p}) for p in ["a long prompt about the weather today", "hi",
+                                                                   "what is it"]) + "\n\n", encoding="utf-8")
+    code, out, err = run_cli(monkeypatch, capsys, "generate", "builtin:tiny-t5", "--input-file", str(src),
+                             "--max-new-tokens", "3", "--batch-size", "2", "--stop", "###")
+    assert code == 0, err
+    dest = tmp_path / "prompts.generated.jsonl"
+    rows = [json.loads(line) for line in dest.read_text(encoding="utf-8").splitlines()]
+    assert [r["input"] for r in rows] == ["a long prompt about the weather today", "hi", "what is it"]
+    assert [r["index"] for r in rows] == [0, 1, 2]
+    assert all({"output", "finish_reason", "new_tokens", "input_tokens"} <= set(r) for r in rows)
+    assert "wrote 3 outputs for 3 prompts" in out
+
+
+def test_existing_output_is_kept_unless_force(monkeypatch, capsys, tmp_path):
+    src = tmp_path / "p.txt"
+    src.write_text("first prompt\n\nsecond prompt\n", encoding="utf-8")
+    dest = tmp_path / "out.jsonl"
+    dest.write_text("precious\n", encoding="utf-8")
+    code, _, err = run_cli(monkeypatch, capsys, "generate", "builtin:tiny-t5", "-i", str(src), "-o", str(dest),
+                           "--max-new-tokens", "2")
+    assert code == 1 and "exists; pass --force" in err
+    assert dest.read_text(encoding="utf-8") == "precious\n"
+    code, _, err = run_cli(monkeypatch, capsys, "generate", "builtin:tiny-t5", "-i", str(src), "-o", str(dest),
+                           "--max-new-tokens", "2", "--force")
+    assert code == 0, err
+    assert [json.loads(line)["input"] for line in dest.read_text(encoding="utf-8").splitlines()] == \
+        ["first prompt", "second prompt"]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # atomic write left nothing behind
+
+
+@pytest.mark.parametrize(
+    "make, args, fragment",
+    [
+        (None, ["builtin:tiny-t5"], "give exactly one of a PROMPT argument or --input-file"),
+        (None, ["builtin:tiny-t5", "hi", "-i", "x.txt"], "give exactly one of"),
+        (None, ["builtin:tiny-t5", "-i", "missing.txt"], "missing.txt: no such input file"),
+        (("empty.txt", ""), ["builtin:tiny-t5", "-i", "empty.txt"], "no prompts in the file"),
+        (("blank.jsonl", "\n\n"), ["builtin:tiny-t5", "-i", "blank.jsonl"], "no prompts in the file"),
+        (("p.csv", "a,b\n"), ["builtin:tiny-t5", "-i", "p.csv"], "unsupported input file type .csv"),
+        (("bad.jsonl", '{"input": "ok"}\n{"input": \n'), ["builtin:tiny-t5", "-i", "bad.jsonl"],
+         "bad.jsonl:2: not valid JSON"),
+        (("col.jsonl", '{"prompt": "ok"}\n'), ["builtin:tiny-t5", "-i", "col.jsonl"],
+         "col.jsonl:1: no 'input' field (fields: prompt); pick the prompt field with --input-column"),
+        (("num.jsonl", '{"input": 3}\n'), ["builtin:tiny-t5", "-i", "num.jsonl"], "must be a non-empty string"),
+        (None, ["builtin:tiny-t5", "hi", "--temperature", "0.5"], "temperature: temperature=0.5 has no effect "
+                                                                 "without sampling"),
+        (None, ["builtin:tiny-t5", "hi", "--sample", "--top-p", "2"], "top_p: top_p must be in (0, 1]"),
+        (None, ["builtin:tiny-t5", "hi", "--preset", "wild"], "preset: unknown preset 'wild'"),
+        (None, ["builtin:tiny-t5", "hi", "-n", "3"], "num_return_sequences"),
+        (None, ["builtin:tiny-t5", "hi", "--max-new-tokens", "0"], "max_new_tokens"),
+        (None, ["builtin:tiny-t5", "hi", "-o", "out.jsonl"], "--output needs --input-file"),
+        (None, ["builtin:nope", "hi"], "unknown builtin model"),
+        (None, ["builtin:tiny-t5", "word " * 30, "--max-input-tokens", "10"], "input 0 has 32 tokens"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(monkeypatch, capsys, tmp_path, make, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    if make:
+        (tmp_path / make[0]).write_text(make[1], encoding="utf-8")
+    code, out, err = run_cli(monkeypatch, capsys, "generate", *args)
+    assert code == 1
+    assert err.startswith("error: ") and fragment in " ".join(err.split())
+    assert not list(tmp_path.glob("*.generated.jsonl"))
