@@ -9,18 +9,21 @@ a log-sum-exp (a fused flash / memory-efficient kernel). On top of that: the LM 
 log-probabilities, the transient gradients alive while one layer runs backward, and with
 gradient checkpointing only each layer's input plus one layer recomputed at a time.
 
-Facts of transformers 5.x / torch 2.x this module encodes (re-check them when either moves):
+Facts of transformers 5.x / torch 2.x this module encodes (re-check them when either moves;
+the saved-tensor tests in ``tests/estimate/test_activations.py`` will say when they break):
 
 - On CPU the default ``attn_implementation`` is ``sdpa``. Its fused CPU kernel is used only when
   there is no attention dropout and no mask that needs a gradient; in training with dropout
   (BERT, GPT-2, T5), or with T5's learned relative-position bias (folded into the mask), it falls
-  back to the math path, which saves the probability matrix like eager attention does.
+  back to the math path, which saves the probability matrix like eager attention does, and on
+  CPU runs fp16/bf16 inputs in fp32.
 - On CPU, dropout saves a mask in the activation dtype (``x * bernoulli_noise``), 4 bytes per
   element in fp32; on CUDA the fused kernel saves a 1-byte bool mask.
-- T5 and Llama norms are written in Python ops (RMSNorm), saving their input and the
-  normalised tensor; ``nn.LayerNorm`` saves only its input (plus per-token statistics).
+- T5 and Llama norms are RMSNorms written in Python ops: they save an fp32 copy of their input
+  and the normalised tensor; ``nn.LayerNorm`` saves only its input (plus per-token statistics).
 - ``gelu_new`` (T5 gated-gelu, GPT-2) is written in Python ops and saves four tensors of the FFN
   width; ``gelu``, ``silu`` and ``gelu_pytorch_tanh`` are fused and save one.
+- Llama-family eager attention takes its softmax in fp32; causal-LM losses run on fp32 logits.
 
 All figures are in bytes. Nothing here imports torch.
 """
@@ -38,8 +41,8 @@ Device = Literal["cpu", "cuda"]
 ATTENTION_IMPLS = ("auto", "eager", "sdpa", "flash")
 DEVICES = ("cpu", "cuda")
 
-# Tensors of the FFN width an activation function saves besides its output, and whether it
-# saves its output instead (relu). Python-written activations save every intermediate.
+# Tensors of the FFN width an activation function saves (relu, tanh, sigmoid keep their output,
+# counted with the FFN). Activations written in Python ops save every intermediate.
 _ACT_SAVED: dict[str, int] = {
     "relu": 0, "gelu": 1, "gelu_pytorch_tanh": 1, "silu": 1, "swish": 1, "gelu_new": 4,
     "gelu_fast": 7, "quick_gelu": 2, "gelu_python": 1, "gelu_10": 1, "tanh": 0, "sigmoid": 0,
@@ -58,10 +61,23 @@ class Shape:
 
 @dataclass(frozen=True)
 class Precision:
-    """Bytes per element of activations and of dropout masks."""
+    """Bytes per element of activations, of dropout masks, and inside SDPA's math path."""
 
     act: float
     mask: float
+    math: float | None = None
+    """SDPA's math fallback on CPU runs half-precision inputs in fp32 (4); None: as ``act``."""
+
+    @property
+    def math_bytes(self) -> float:
+        return self.act if self.math is None else self.math
+
+    @classmethod
+    def for_device(cls, act: float, device: str) -> Precision:
+        """CPU: dropout masks in the activation dtype, math SDPA in fp32; CUDA: 1-byte masks."""
+        if device == "cpu":
+            return cls(act=act, mask=act, math=4.0)
+        return cls(act=act, mask=1.0, math=act)
 
 
 @dataclass(frozen=True)
@@ -77,10 +93,14 @@ class ActivationEstimate:
     """Saved bytes of one layer of each stack ('encoder', 'decoder')."""
     layer_input: dict[str, int]
     """Bytes of one layer's input per stack (all a checkpointed layer keeps)."""
-    non_layer: int
-    """Saved bytes outside the layers: embeddings, final norms, the head and loss."""
-    transients: dict[str, int]
-    """Temporary gradients while backward runs through the 'head' or one layer of a stack."""
+    layer_peak: dict[str, int]
+    """Peak bytes while one layer of each stack runs backward (its saved tensors + gradients)."""
+    non_layer: dict[str, int]
+    """Saved bytes outside the layers: per stack (embeddings, final norm, output) and 'head' (+ loss)."""
+    head_grad_logits: int
+    """One logits-sized gradient: the head's backward holds two (log-probs' and logits')."""
+    layers: dict[str, int]
+    """Number of layers per stack."""
     checkpointing: bool
     """Whether gradient checkpointing was assumed."""
     attention_paths: dict[str, str]
@@ -92,18 +112,18 @@ class ActivationEstimate:
         """Saved tensors plus logits: the activation line of a memory estimate."""
         return self.saved + self.logits
 
-    @property
-    def transient(self) -> int:
-        """The largest transient of any part."""
-        return max(self.transients.values(), default=0)
+    def held(self, stack: str) -> int:
+        """Bytes one layer of ``stack`` holds until backward reaches it."""
+        return self.layer_input[stack] if self.checkpointing else self.per_layer[stack]
 
 
 def attention_path(stack: StackSpec, impl: str, device: str, training: bool, cross: bool = False) -> str:
-    """Which attention computation transformers runs: 'math' (saves T x T) or 'flash'."""
+    """Which attention computation runs: 'eager', SDPA's 'math' fallback (both save the T x T
+    probabilities) or a fused 'flash' kernel (saves Q, K, V, the output and a log-sum-exp)."""
     if impl not in ATTENTION_IMPLS:
         raise LLMCycleError(f"attention: unknown implementation {impl!r}; valid: {', '.join(ATTENTION_IMPLS)}")
     if impl == "eager":
-        return "math"
+        return "eager"
     if impl == "flash" or not training:
         return "flash"
     # sdpa (what 'auto' resolves to for every supported family)
@@ -114,10 +134,15 @@ def attention_path(stack: StackSpec, impl: str, device: str, training: bool, cro
 
 
 def _norm(tokens: int, s: StackSpec, p: Precision) -> float:
-    """Bytes a norm saves: its input (+ the normalised tensor for Python RMSNorm) and statistics."""
-    width = 2 if s.norm == "rmsnorm" else 1
-    n_stats = 1 if s.norm == "rmsnorm" else 2
-    return tokens * (width * s.hidden_size * p.act + n_stats * _STAT_BYTES)
+    """Bytes a norm saves: its input (an fp32 copy for RMSNorm), the normalised tensor for
+    Python RMSNorms, and per-token fp32 statistics."""
+    d = s.hidden_size
+    if s.norm == "layernorm":
+        return tokens * (d * p.act + 2 * _STAT_BYTES)
+    per_elem = 4 + p.act  # fp32 input (the input itself in fp32) and the normalised tensor
+    if s.norm == "rmsnorm_t5" and p.act < 4:
+        per_elem += p.act  # T5 scales the half-precision input itself, which is kept too
+    return tokens * (d * per_elem + _STAT_BYTES)
 
 
 def _dropout(elements: int, rate: float, p: Precision) -> float:
@@ -127,15 +152,20 @@ def _dropout(elements: int, rate: float, p: Precision) -> float:
 
 def _attention_core(b: int, tq: int, tk: int, s: StackSpec, path: str, p: Precision) -> float:
     """Bytes saved by softmax(Q K^T) V and the output projection's input, one layer."""
-    q_out = 2 * b * tq * s.inner  # Q and the attention output (the o-projection's input)
+    q, out = b * tq * s.inner, b * tq * s.inner  # the o-projection's input is in the activation dtype
     if path == "flash":
         kv = 2 * b * tk * s.kv_inner  # K, V unexpanded (GQA handled in the kernel)
-        return (q_out + kv) * p.act + b * s.n_heads * tq * _STAT_BYTES  # + log-sum-exp
+        return (q + out + kv) * p.act + b * s.n_heads * tq * _STAT_BYTES  # + log-sum-exp
+    inner = p.math_bytes if path == "math" else p.act  # math SDPA on CPU upcasts half inputs
+    mask = p.math_bytes if path == "math" else p.mask
     kv = 2 * b * tk * s.inner  # K, V expanded to all heads (repeat_kv)
     probs = b * s.n_heads * tq * tk
-    saved = (q_out + kv + probs) * p.act
+    probs_bytes = inner
+    if path == "eager" and s.softmax_fp32 and p.act < 4:
+        probs_bytes = 4 + p.act  # the fp32 softmax, and its cast back
+    saved = (q + kv) * inner + probs * probs_bytes + out * p.act
     if s.attention_dropout > 0:
-        saved += probs * (p.mask + p.act)  # dropout mask and the dropped probabilities
+        saved += probs * (mask + inner)  # dropout mask and the dropped probabilities
     return saved
 
 
@@ -154,22 +184,55 @@ def _ffn(tokens: int, s: StackSpec, p: Precision) -> float:
     return tokens * s.ffn_size * per_elem
 
 
-def layer_saved(shape: Shape, s: StackSpec, t: int, paths: tuple[str, str], p: Precision) -> float:
-    """Bytes one layer of stack ``s`` saves for backward over ``t`` tokens per sequence.
+def _attention_transient(b: int, tq: int, tk: int, s: StackSpec, path: str, p: Precision) -> float:
+    """Extra bytes at the worst moment of an attention block's backward.
+
+    Math path: the gradients of the dropped and of the plain probabilities, then of the scores,
+    each (Tq x Tk), appear while the saved matrices are released one by one: one matrix more
+    than was saved with dropout, two without. Flash path: the gradients of Q, K and V.
+    """
+    if path == "flash":
+        return 3 * b * tq * s.inner * p.act
+    probs = b * s.n_heads * tq * tk * (p.math_bytes if path == "math" else p.act)
+    return probs * (1 if s.attention_dropout > 0 else 2)
+
+
+def layer_parts(shape: Shape, s: StackSpec, t: int, paths: tuple[str, str], p: Precision) -> list[tuple[float, float]]:
+    """(saved, backward transient) bytes of each sublayer of one layer, in forward order.
 
     ``paths`` are the attention paths for self- and cross-attention; cross-attention keys come
     from the encoder output (``shape.input_len`` tokens), which is counted once per model.
+    Every transient also holds the residual stream's gradient (model width). An FFN's backward
+    adds one FFN-wide gradient at a time (two when gated or when the activation is written in
+    Python ops), the saved tensors it no longer needs being freed as it goes.
     """
     b, d = shape.batch_size, s.hidden_size
     tokens = b * t
     sub_in = tokens * d * p.act  # each sublayer's input, saved by its first linear(s)
     resid_drop = _dropout(tokens * d, s.hidden_dropout, p)
-    saved = _norm(tokens, s, p) + sub_in + _attention_core(b, t, t, s, paths[0], p) + resid_drop
+    stream = tokens * d * p.act
+    head = _norm(tokens, s, p) + sub_in + resid_drop
+    parts = [(head + _attention_core(b, t, t, s, paths[0], p), stream + _attention_transient(b, t, t, s, paths[0], p))]
     if s.cross_attention:
-        saved += _norm(tokens, s, p) + sub_in + resid_drop
-        saved += _attention_core(b, t, shape.input_len, s, paths[1], p)
-    saved += _norm(tokens, s, p) + sub_in + _ffn(tokens, s, p) + resid_drop
-    return saved
+        tk = shape.input_len
+        parts.append((head + _attention_core(b, t, tk, s, paths[1], p),
+                      stream + _attention_transient(b, t, tk, s, paths[1], p)))
+    n_ffn_grads = 2 if s.ffn_gated or _ACT_SAVED.get(s.activation, 1) > 1 else 1
+    parts.append((head + _ffn(tokens, s, p), stream + n_ffn_grads * tokens * s.ffn_size * p.act))
+    return parts
+
+
+def layer_saved(shape: Shape, s: StackSpec, t: int, paths: tuple[str, str], p: Precision) -> float:
+    """Bytes one layer of stack ``s`` saves for backward over ``t`` tokens per sequence."""
+    return sum(saved for saved, _ in layer_parts(shape, s, t, paths, p))
+
+
+def layer_backward_peak(shape: Shape, s: StackSpec, t: int, paths: tuple[str, str], p: Precision) -> float:
+    """Peak bytes while one layer runs backward: its sublayers are undone last to first, each
+    still holding the saved tensors of those before it, plus its own transient gradients."""
+    parts = layer_parts(shape, s, t, paths, p)
+    held = [sum(saved for saved, _ in parts[: i + 1]) for i in range(len(parts))]
+    return max(h + transient for h, (_, transient) in zip(held, parts))
 
 
 def _stack_ends(tokens: int, s: StackSpec, p: Precision) -> float:
@@ -206,23 +269,6 @@ def _stacks(arch: ArchSpec, shape: Shape) -> list[tuple[str, StackSpec, int]]:
     return [("encoder", arch.encoder, shape.input_len)]  # type: ignore[list-item]
 
 
-def _transients(arch: ArchSpec, shape: Shape, paths: dict[str, str], p: Precision, head_tokens: int) -> dict[str, int]:
-    """Temporary gradients alive while one part runs backward: 'head', and one layer of each stack.
-
-    The head holds the gradients of the log-probabilities and of the logits; a layer at most
-    two (T x T) gradients on the math attention path, or three FFN-wide ones, plus a few of
-    the model width.
-    """
-    out = {"head": int(2 * head_tokens * arch.vocab_size * p.act) if arch.head != "none" else 0}
-    b = shape.batch_size
-    for name, s, t in _stacks(arch, shape):
-        attn = 2.0 * b * s.n_heads * t * t if paths[f"{name}.self"] == "math" else 0.0
-        if s.cross_attention and paths[f"{name}.cross"] == "math":
-            attn = max(attn, 2.0 * b * s.n_heads * t * shape.input_len)
-        out[name] = int((max(attn, 3.0 * b * t * s.ffn_size) + 4.0 * b * t * s.hidden_size) * p.act)
-    return out
-
-
 def estimate_activations(
     arch: ArchSpec,
     shape: Shape,
@@ -235,34 +281,40 @@ def estimate_activations(
     paths: dict[str, str] = {}
     per_layer: dict[str, int] = {}
     per_input: dict[str, int] = {}
-    layers_total = ends = max_layer = 0.0
+    peaks: dict[str, int] = {}
+    non_layer: dict[str, int] = {}
     b = shape.batch_size
     for name, s, t in _stacks(arch, shape):
         paths[f"{name}.self"] = attention_path(s, attention, device, True)
         if s.cross_attention:
             paths[f"{name}.cross"] = attention_path(s, attention, device, True, cross=True)
-        one = layer_saved(shape, s, t, (paths[f"{name}.self"], paths.get(f"{name}.cross", "math")), precision)
-        per_layer[name] = int(one)
+        pair = (paths[f"{name}.self"], paths.get(f"{name}.cross", "flash"))
+        per_layer[name] = int(layer_saved(shape, s, t, pair, precision))
+        peaks[name] = int(layer_backward_peak(shape, s, t, pair, precision))
         per_input[name] = int(b * t * s.hidden_size * precision.act)
-        layers_total += s.layers * one
-        max_layer = max(max_layer, one)
+        ends = _stack_ends(b * t, s, precision)
+        if name == "encoder" and arch.kind == "encoder" and arch.head == "none":
+            ends -= per_input[name]  # nothing downstream saves the output
         if s.position == "relative_bias" and grad_checkpointing:
             ends += s.n_heads * t * t * precision.act  # the bias tensor every checkpointed layer receives
-        stack_out = name != "encoder" or arch.kind == "seq2seq" or arch.head != "none"
-        ends += _stack_ends(b * t, s, precision) - (0 if stack_out else per_input[name])
+        non_layer[name] = int(ends)
     head_tokens = b * (shape.output_len if arch.kind == "seq2seq" else shape.input_len + shape.output_len)
     head_saved, logits = _head(arch, head_tokens, precision)
-    ends += head_saved
-    inputs = sum(s.layers * per_input[name] for name, s, _ in _stacks(arch, shape))
-    saved = (inputs + max_layer if grad_checkpointing else layers_total) + ends
+    non_layer["head"] = int(head_saved)
+    layers = {name: s.layers for name, s, _ in _stacks(arch, shape)}
+    if grad_checkpointing:
+        in_layers = sum(layers[n] * per_input[n] for n in layers) + max(per_layer.values())
+    else:
+        in_layers = sum(layers[n] * per_layer[n] for n in layers)
     notes = []
-    if "math" in paths.values() and attention != "eager":
+    if "math" in paths.values():
         notes.append("attention runs SDPA's math path here (dropout or a learned bias in training): "
                      "full T x T probability matrices are saved, as with eager attention")
+    head_grad_logits = int(head_tokens * arch.vocab_size * precision.act) if arch.head != "none" else 0
     return ActivationEstimate(
-        saved=int(saved), logits=int(logits), per_layer=per_layer, layer_input=per_input,
-        non_layer=int(ends), transients=_transients(arch, shape, paths, precision, head_tokens),
-        checkpointing=grad_checkpointing, attention_paths=paths, notes=tuple(notes),
+        saved=int(in_layers + sum(non_layer.values())), logits=int(logits), per_layer=per_layer,
+        layer_input=per_input, layer_peak=peaks, non_layer=non_layer, head_grad_logits=head_grad_logits,
+        layers=layers, checkpointing=grad_checkpointing, attention_paths=paths, notes=tuple(notes),
     )
 
 
@@ -295,7 +347,7 @@ def estimate_inference_activations(arch: ArchSpec, shape: Shape, precision: Prec
             if s.cross_attention:
                 kv += 2 * s.layers * b * shape.input_len * s.inner * a
         path = attention_path(s, attention, "cpu", training=False)
-        scores = 2 * b * s.n_heads * t_prompt * t_ctx if attention == "eager" or path == "math" else 0
+        scores = 2 * b * s.n_heads * t_prompt * t_ctx if path != "flash" else 0
         ffn = (3 if s.ffn_gated else 2) * b * t_prompt * s.ffn_size
         working = max(working, (max(scores, ffn) + 3 * b * t_prompt * s.hidden_size) * a)
         if name == "encoder" and arch.kind == "seq2seq":

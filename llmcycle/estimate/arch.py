@@ -18,7 +18,7 @@ from typing import Any, Literal
 from llmcycle.errors import LLMCycleError
 
 Kind = Literal["seq2seq", "causal", "encoder"]
-Norm = Literal["layernorm", "rmsnorm"]
+Norm = Literal["layernorm", "rmsnorm", "rmsnorm_t5"]
 Position = Literal["relative_bias", "learned", "rope", "none"]
 Head = Literal["lm", "lm_transform", "none"]
 
@@ -46,7 +46,8 @@ class StackSpec:
     activation: str
     """transformers ACT2FN name of the FFN activation (decides how many tensors it saves)."""
     norm: Norm = "layernorm"
-    """'layernorm' (fused kernel) or 'rmsnorm' (written in Python ops, as T5 and Llama)."""
+    """'layernorm' (fused kernel), 'rmsnorm' (Python ops, Llama: fp32 copy, result cast back) or
+    'rmsnorm_t5' (Python ops, T5: the input itself is scaled, promoting to fp32 in half precision)."""
     pre_norm: bool = True
     """Norm before each sublayer (T5, GPT-2, Llama) or after it (BERT, BART)."""
     cross_attention: bool = False
@@ -61,6 +62,8 @@ class StackSpec:
     """Dropout after the stack's final norm (T5)."""
     position: Position = "learned"
     """Position scheme: T5 relative bias, learned table, rotary, or none."""
+    softmax_fp32: bool = False
+    """Eager attention takes the softmax in fp32 and casts it back (Llama family)."""
 
     @property
     def inner(self) -> int:
@@ -250,7 +253,7 @@ def _t5_stack(config: Any, layers: int, decoder: bool) -> StackSpec:
     rate = float(_get(config, "dropout_rate", default=0.1))
     return StackSpec(
         layers=layers, hidden_size=config.d_model, n_heads=config.num_heads, n_kv_heads=config.num_heads,
-        head_dim=config.d_kv, ffn_size=config.d_ff, ffn_gated=gated, activation=act, norm="rmsnorm",
+        head_dim=config.d_kv, ffn_size=config.d_ff, ffn_gated=gated, activation=act, norm="rmsnorm_t5",
         pre_norm=True, cross_attention=decoder, attention_dropout=rate, hidden_dropout=rate,
         ffn_dropout=rate, final_dropout=True, position="relative_bias",
     )
@@ -274,12 +277,12 @@ def _read_t5(config: Any) -> ArchSpec:
     d, inner, f, vocab = config.d_model, config.num_heads * config.d_kv, config.d_ff, config.vocab_size
     ffn = (3 if enc.ffn_gated else 2) * d * f
     bias_table = config.relative_attention_num_buckets * config.num_heads
-    per_stack_bias = 1 if config.model_type != "umt5" else None  # umt5: a bias table in every layer
+    per_layer_bias = config.model_type == "umt5"  # UMT5: a bias table in every layer, T5: one per stack
     enc_layer = 4 * d * inner + ffn + 2 * d
     dec_layer = 8 * d * inner + ffn + 3 * d
     n = vocab * d  # shared embedding
-    n += n_enc * enc_layer + d + bias_table * (per_stack_bias or n_enc)
-    n += n_dec * dec_layer + d + bias_table * (per_stack_bias or n_dec)
+    n += n_enc * enc_layer + d + bias_table * (n_enc if per_layer_bias else 1)
+    n += n_dec * dec_layer + d + bias_table * (n_dec if per_layer_bias else 1)
     tied = _t5_tied(config)
     if not tied:
         n += vocab * d
@@ -364,6 +367,7 @@ def _read_llama(config: Any) -> ArchSpec:
         layers=config.num_hidden_layers, hidden_size=d, n_heads=heads, n_kv_heads=kv_heads, head_dim=head_dim,
         ffn_size=f, ffn_gated=True, activation=str(_get(config, "hidden_act", default="silu")), norm="rmsnorm",
         pre_norm=True, attention_dropout=float(_get(config, "attention_dropout", default=0.0)), position="rope",
+        softmax_fp32=True,
     )
     inner, kv = heads * head_dim, kv_heads * head_dim
     if config.model_type == "qwen2":

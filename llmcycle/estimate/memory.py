@@ -21,19 +21,19 @@ follow the per-GPU micro-batch). Decimal units: 1 GB = 1e9 bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from llmcycle.errors import LLMCycleError
 from llmcycle.estimate import _checks
 from llmcycle.estimate.activations import (
-    estimate_inference_activations,
     ATTENTION_IMPLS,
     DEVICES,
     ActivationEstimate,
     Precision,
     Shape,
     estimate_activations,
+    estimate_inference_activations,
 )
 from llmcycle.estimate.arch import ArchSpec
 
@@ -41,7 +41,8 @@ GB = 1e9
 DTYPE_BYTES: dict[str, float] = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
 # optimiser -> (states per trainable parameter, bytes per state element or None for "fp32/param dtype")
 OPTIMIZERS: dict[str, tuple[int, float | None]] = {
-    "adam": (2, None), "adamw": (2, None), "adam_8bit": (2, 1.0), "sgd": (0, None), "sgd_momentum": (1, None),
+    "adam": (2, None), "adamw": (2, None), "adamw_fused": (2, None), "adam_8bit": (2, 1.0), "sgd": (0, None),
+    "sgd_momentum": (1, None),
 }
 PARALLELISMS = ("none", "ddp", "zero1", "zero2", "zero3", "fsdp")
 MODES = ("training", "inference")
@@ -107,16 +108,16 @@ class MemoryEstimate:
         return self.settings.get("n_gpus", 1) > 1
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (bytes and GB), for JSON."""
-        out: dict[str, Any] = {name.replace(" ", "_").replace("(", "").replace(")", ""): b for name, b, _, _ in self.rows()}
-        out.update(total_gb=self.total_gb, model_states=self.model_states, activation_method=self.activation_method,
-                   settings=dict(self.settings), notes=list(self.notes))
+        """Plain data: every item in bytes, the total in bytes and GB, settings and notes."""
+        out: dict[str, Any] = {
+            "weights": self.weights, "master_weights": self.master_weights, "gradients": self.gradients,
+            "optimizer_states": self.optimizer_states, "activations": self.activations, "overhead": self.overhead,
+            "not_together": self.not_together, "total": self.total, "total_gb": self.total_gb,
+            "model_states": self.model_states, "activation_method": self.activation_method,
+            "settings": dict(self.settings), "notes": list(self.notes),
+        }
         if self.activation_detail is not None:
-            detail = self.activation_detail
-            out["activation_detail"] = {
-                "saved": detail.saved, "logits": detail.logits, "transient": detail.transient,
-                "per_layer": detail.per_layer, "attention_paths": detail.attention_paths,
-            }
+            out["activation_detail"] = asdict(self.activation_detail)
         return out
 
 
@@ -240,9 +241,10 @@ def _step_temporaries(arch: ArchSpec | None, plan: _Plan, optimizer: str) -> int
 
     Adam's update divides by sqrt(v) + eps, a temporary the size of the tensor being updated: on
     CPU torch updates one tensor at a time (two such temporaries of the largest one); on CUDA
-    the foreach path builds it for every tensor of the group at once.
+    the foreach path builds it for every tensor of the group at once. The fused kernel (the
+    HF Trainer's default optimizer) and 8-bit Adam update in place.
     """
-    if not plan.training or not optimizer.startswith("adam") or plan.n_trainable == 0:
+    if not plan.training or optimizer not in ("adam", "adamw") or plan.n_trainable == 0:
         return 0
     elem = 4.0 if plan.master_bytes or plan.grad_bytes == 4 else 2.0
     if plan.device == "cuda":
@@ -252,43 +254,42 @@ def _step_temporaries(arch: ArchSpec | None, plan: _Plan, optimizer: str) -> int
     return int(2 * min(largest, plan.n_trainable) * elem)
 
 
-def _backward_parts(arch: ArchSpec, act: ActivationEstimate) -> list[tuple[int, int, int, int]]:
-    """Backward in order: (activation bytes freed, parameters whose gradients appear, transient, recompute)."""
-    parts = [(0, arch.lm_head_params if arch.head != "none" else 0, act.transients.get("head", 0), 0)]
-    for name, stack in (("decoder", arch.decoder), ("encoder", arch.encoder)):
-        if stack is None or name not in act.per_layer:
-            continue
-        held = act.layer_input[name] if act.checkpointing else act.per_layer[name]
-        recompute = act.per_layer[name] if act.checkpointing else 0
-        for _ in range(stack.layers):
-            parts.append((held, stack.layer_params(), act.transients.get(name, 0), recompute))
-    return parts
-
-
 def _training_peak(arch: ArchSpec, act: ActivationEstimate, plan: _Plan, step_temp: int) -> tuple[int, int]:
-    """(peak bytes above the resident weights and optimiser states, transient at that moment).
+    """(peak bytes above the resident weights and optimiser states, transient part of it).
 
-    One step with gradients set to None between steps (``zero_grad()``'s default): the forward
-    pass ends with every saved tensor plus the logits; the logits go once the loss is computed;
-    backward then runs part by part, each part still holding its activations (plus its
-    recomputed layer under checkpointing) and its temporary gradients while the parameter
-    gradients of the parts already done have appeared. The optimiser step comes last.
+    One step, gradients set to None between steps (``zero_grad()``'s default). The forward pass
+    ends with every saved tensor plus the logits; the logits go once the loss is computed.
+    Backward then runs the head (two logits-sized gradients), then each layer, last to first:
+    a layer's backward holds its saved tensors (recomputed under checkpointing) and its
+    temporary gradients while the parameter gradients of everything already done exist; its
+    activations are freed when it is done. The optimiser step comes last, with all gradients.
     """
     shard = plan.n_gpus if plan.shard_grads else 1
     grad_per_param = plan.grad_bytes * plan.n_trainable / plan.n_params / shard
-    alive = act.saved - (max(act.per_layer.values(), default=0) if act.checkpointing else 0)
-    grads = 0.0
-    best, best_transient = float(act.total), 0  # end of the forward pass
-    for freed, params, transient, recompute in _backward_parts(arch, act):
-        grads += params * grad_per_param
-        at = alive + recompute + grads + transient
-        if at > best:
-            best, best_transient = at, transient
-        alive -= freed
+    alive = float(act.saved - (max(act.per_layer.values(), default=0) if act.checkpointing else 0))
+    best, best_transient = alive + act.logits, 0.0  # end of the forward pass (no layer recomputed yet)
+    head_grads = (arch.lm_head_params if arch.head != "none" else 0) * grad_per_param
+    transient = max(2 * act.head_grad_logits, act.head_grad_logits + head_grads)
+    if alive + transient > best:
+        best, best_transient = alive + transient, transient
+    grads = head_grads
+    alive -= act.non_layer.get("head", 0)
+    for name, stack in (("decoder", arch.decoder), ("encoder", arch.encoder)):
+        if stack is None or name not in act.per_layer:
+            continue
+        held = act.held(name)
+        extra = act.layer_peak[name] - (0 if act.checkpointing else held)  # beyond what ``alive`` has
+        for _ in range(stack.layers):
+            at = alive + grads + extra
+            if at > best:
+                best, best_transient = at, act.layer_peak[name] - act.per_layer[name]
+            grads += stack.layer_params() * grad_per_param
+            alive -= held
+        alive -= act.non_layer.get(name, 0)
     all_grads = plan.n_trainable * plan.grad_bytes / shard
     if all_grads + step_temp >= best:
         return int(all_grads + step_temp), step_temp
-    return int(best), best_transient
+    return int(best), int(best_transient)
 
 
 def _rule_of_thumb(plan: _Plan) -> int:
@@ -322,7 +323,10 @@ def estimate_memory(
         dtype: weights' dtype: fp32, fp16, bf16, int8 or int4 (quantised weights train only
             adapters: give trainable_params or trainable_fraction).
         mode: 'training' or 'inference'.
-        optimizer: adam / adamw (two states), adam_8bit, sgd (none), sgd_momentum (one).
+        optimizer: adam / adamw (two states in fp32, or in the weights' dtype for pure fp16/bf16
+            training; torch's default implementation with its step buffers), adamw_fused (no
+            step buffers: the HF Trainer default), adam_8bit (1 byte/state), sgd (no state),
+            sgd_momentum (one state).
         mixed_precision: fp16/bf16 weights and gradients with an fp32 master copy and fp32 states.
         trainable_fraction / trainable_params: the part that gets gradients and optimiser state
             (LoRA, frozen layers); the rest costs weights (and activations) only.
@@ -349,7 +353,7 @@ def estimate_memory(
     if shape is None:
         return _estimate_rule_of_thumb(plan, base)
     assert arch is not None
-    precision = Precision(act=plan.compute_bytes, mask=plan.compute_bytes if plan.device == "cpu" else 1.0)
+    precision = Precision.for_device(plan.compute_bytes, plan.device)
     if not plan.training:
         inf = estimate_inference_activations(arch, shape, precision, attention)
         return MemoryEstimate(**base, activations=inf.total, overhead=0, activation_method="architecture",
@@ -395,6 +399,7 @@ def _estimate_training(arch: ArchSpec, plan: _Plan, shape: Shape, precision: Pre
 
 def _device_notes(plan: _Plan) -> list[str]:
     if plan.device == "cpu":
-        return ["counts live tensors; peak RSS on CPU runs ~10-20% higher (glibc keeps freed heap memory) "
-                "plus ~0.25 GB for torch and transformers themselves"]
+        return ["counts live tensors; peak RSS on CPU runs higher, as glibc keeps freed heap memory resident "
+                "(measured +17% to +28%, +86% with gradient checkpointing on a 49M model: "
+                "benchmarks/results/estimate_memory.json), plus ~0.25 GB for torch and transformers themselves"]
     return ["excludes the CUDA context and kernels (~0.5-1 GB per GPU) and allocator fragmentation"]
