@@ -47,7 +47,7 @@ def _global(
     if not debug:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        for noisy in ("transformers", "datasets", "huggingface_hub", "httpx", "urllib3", "filelock"):
+        for noisy in ("transformers", "datasets", "huggingface_hub", "httpx", "urllib3", "filelock", "absl"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
 
 

@@ -63,6 +63,7 @@ class ModelSpec:
     name: str
     source: str
     adapter: str | None = None
+    raw: str = ""
 
 
 def parse_model_spec(spec: str) -> ModelSpec:
@@ -72,7 +73,7 @@ def parse_model_spec(spec: str) -> ModelSpec:
     if not source.strip():
         raise LLMCycleError(f"models: {spec!r} names no model source")
     label = name.strip() or (f"{source}+{Path(adapter).name}" if adapter else source)
-    return ModelSpec(label, source.strip(), adapter.strip() or None)
+    return ModelSpec(label, source.strip(), adapter.strip() or None, spec)
 
 
 @dataclass
@@ -91,8 +92,13 @@ def _prompts(rows: Any, template: str, tokenizer: Any) -> Any:
 
 
 def evaluate_models(cfg: EvaluateConfig, rows: Any, out_dir: str | Path,
-                    progress: Callable[[str], None] | None = None) -> EvaluationResult:
-    """Evaluate ``cfg.models`` on ``rows`` (a datasets.Dataset with ``input`` and ``references``)."""
+                    progress: Callable[[str], None] | None = None,
+                    preloaded: dict[str, Any] | None = None) -> EvaluationResult:
+    """Evaluate ``cfg.models`` on ``rows`` (a datasets.Dataset with ``input`` and ``references``).
+
+    ``preloaded`` maps a model spec (as written in ``cfg.models``) to an already loaded model,
+    which is used instead of loading it again (the recipe runner passes its model).
+    """
     from llmcycle.lifecycle.rundir import atomic_write_json, atomic_write_jsonl
 
     say = progress or (lambda msg: None)
@@ -109,7 +115,7 @@ def evaluate_models(cfg: EvaluateConfig, rows: Any, out_dir: str | Path,
     scores, budget = [], {}
     for spec in specs:
         say(f"evaluating {spec.name}: generating {len(rows)} outputs")
-        batch, preds = _generate(spec, rows, cfg)
+        batch, preds = _generate(spec, rows, cfg, (preloaded or {}).get(spec.raw))
         budget[spec.name] = batch.summary.describe()
         atomic_write_jsonl(out / "predictions" / f"{_slug(spec.name)}.jsonl",
                            [{"input": i, "prompt": p.text, "input_truncated": p.input_truncated,
@@ -126,11 +132,11 @@ def evaluate_models(cfg: EvaluateConfig, rows: Any, out_dir: str | Path,
     return EvaluationResult(scores, table_rows, baseline, section)
 
 
-def _generate(spec: ModelSpec, rows: Any, cfg: EvaluateConfig) -> tuple[Any, list[str]]:
+def _generate(spec: ModelSpec, rows: Any, cfg: EvaluateConfig, loaded: Any = None) -> tuple[Any, list[str]]:
     from llmcycle.generation import generate
     from llmcycle.models import load_model
 
-    loaded = load_model(spec.source, adapter=spec.adapter)
+    loaded = loaded if loaded is not None else load_model(spec.source, adapter=spec.adapter)
     try:
         batch = _prompts(rows, cfg.template, loaded.tokenizer)
         preds = generate(loaded, batch.texts, cfg.generation, batch_size=cfg.batch_size,

@@ -93,12 +93,13 @@ def evaluate_stage(ctx: Any, cfg: Any, out: Path) -> str:
     from llmcycle.evaluation.evaluate import evaluate_models
 
     m = ctx.recipe.model
+    own = m.source + (f"+{m.adapter}" if m.adapter else "")
     if not cfg.models:  # the recipe's own model
-        cfg = cfg.model_copy(update={"models": [m.source + (f"+{m.adapter}" if m.adapter else "")]})
+        cfg = cfg.model_copy(update={"models": [own]})
     split = ctx.recipe.data.split or "test"
     data = ctx.data
     rows = data[split] if split in data else data[list(data.keys())[-1]]
-    return evaluate_models(cfg, rows, out, progress=ctx.progress).section
+    return evaluate_models(cfg, rows, out, progress=ctx.progress, preloaded={own: ctx.model}).section
 
 
 def prompt_lab_stage(ctx: Any, cfg: Any, out: Path) -> str:
