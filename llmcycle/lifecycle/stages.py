@@ -14,6 +14,13 @@ from llmcycle.lifecycle.report import md_table
 from llmcycle.lifecycle.rundir import atomic_write_json, atomic_write_jsonl
 
 
+def _md_escape(text: str) -> str:
+    """Keep tokens like ``[CLS](101)`` and ``*`` literal in Markdown."""
+    for ch in "\\[]*_`":
+        text = text.replace(ch, "\\" + ch)
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
 def info_stage(ctx: Any, cfg: InfoStage, out: Path) -> str:
     from llmcycle.models.info import describe
 
@@ -25,7 +32,7 @@ def info_stage(ctx: Any, cfg: InfoStage, out: Path) -> str:
 
         steps = trace(ctx.model, cfg.trace)
         atomic_write_json(out / "trace.json", [{"title": s.title, "lines": s.lines} for s in steps])
-        walk = "\n".join(f"- **{s.title}**: " + " / ".join(s.lines) for s in steps)
+        walk = "\n".join(f"- **{s.title}**: " + " / ".join(_md_escape(x) for x in s.lines) for s in steps)
         section += f"\n### Walking a text through the model\n\nInput: `{cfg.trace}`\n\n{walk}\n"
     return section
 
