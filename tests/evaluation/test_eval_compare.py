@@ -85,3 +85,26 @@ def test_evaluate_two_builtins_end_to_end(tmp_path):
     assert "Absolute improvement over `tiny`" in result.section and "### Side by side" in result.section
     page = render_html(result.section, tmp_path)
     assert page.count('src="data:image/png;base64,') == 3 and "missing image" not in page
+
+
+def test_evaluate_cli_two_builtins_writes_everything(tmp_path, monkeypatch, capsys):
+    import base64
+    import re
+    import sys
+
+    from llmcycle import cli
+
+    monkeypatch.setattr(sys, "argv", ["llmcycle", "evaluate", "a=builtin:tiny-t5", "b=builtin:tiny-gpt2",
+                                      "--n", "3", "--max-new-tokens", "6", "--runs-dir", str(tmp_path)])
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+    assert done.value.code == 0
+    run = next(tmp_path.glob("evaluate-*"))
+    assert {p.name for p in (run / "evaluate" / "predictions").iterdir()} == {"a.jsonl", "b.jsonl"}
+    metrics = json.loads((run / "evaluate" / "metrics.json").read_text())
+    b_rouge = next(r for r in metrics["comparison"] if r["model"] == "b" and r["metric"] == "rouge1")
+    assert b_rouge["delta_points"] is not None and b_rouge["ci_low"] is not None
+    page = (run / "report.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 3 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert "95% CI" in capsys.readouterr().out
