@@ -54,23 +54,28 @@ def format_validation_error(exc: ValidationError, where: str = "") -> str:
     return "; ".join(lines)
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with errors that name the file and line."""
+def read_yaml(path: str | Path, error: type[Exception] = ConfigError) -> Any:
+    """Parse a YAML file of any shape; problems raise ``error`` naming the file (and line)."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"{p}: no such config file")
+        raise error(f"{p}: no such file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}:{line} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise error(f"{p}:{line} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{p}: not UTF-8 text") from None
+        raise error(f"{p}: not UTF-8 text") from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping (a config or recipe), with errors that name the file and line."""
+    data = read_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{p}: top level must be a mapping of field: value, got {type(data).__name__}")
+        raise ConfigError(f"{path}: top level must be a mapping of field: value, got {type(data).__name__}")
     return data
 
 

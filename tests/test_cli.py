@@ -7,18 +7,7 @@ import sys
 
 import pytest
 
-from llmcycle import cli
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["llmcycle", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.cli_helpers import run_cli
 
 
 @pytest.mark.parametrize("sub", [[], ["run"], ["info"], ["tokenize"], ["models"], ["data"], ["estimate"],

@@ -10,6 +10,8 @@ unreadable (not UTF-8, empty, not Parquet) raise ``DataError`` at once.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import codecs
 import csv
 import io
@@ -91,6 +93,20 @@ def read_jsonl(name: str, data: bytes) -> dict[str | None, RawSplit]:
     if not rows:
         raise DataError(f"{name}: empty file (no rows); expected one JSON object per line")
     return {None: RawSplit(name, rows)}
+
+
+def read_jsonl_objects(path: Path, what: str | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line of a JSONL file, strictly: a missing file,
+    wrong encoding, empty file or bad line raises ``DataError`` naming the file and line.
+
+    ``what`` names the file's role in the missing-file message (``task.yaml: data``)."""
+    if not path.is_file():
+        raise DataError(f"{what + ': ' if what else ''}no such file {path}")
+    split = read_jsonl(str(path), path.read_bytes())[None]
+    for row in split.rows:
+        if row.problem is not None:
+            raise DataError(f"{split.where(row)}: {row.problem}")
+    return [(row.number, row.values) for row in split.rows if row.values is not None]
 
 
 def _json_rows(origin: str, items: list[Any]) -> RawSplit:

@@ -98,18 +98,9 @@ def load_templates(path: str | Path, register: bool = False, replace: bool = Fal
 
 
 def _read_entries(path: Path) -> list[Any]:
-    import yaml
+    from llmcycle.config import read_yaml
 
-    if not path.is_file():
-        raise PromptError(f"{path}: no such templates file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise PromptError(f"{path}:{line} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    except UnicodeDecodeError:
-        raise PromptError(f"{path}: not UTF-8 text") from None
+    data = read_yaml(path, PromptError)
     if isinstance(data, dict) and set(data) == {"templates"}:
         data = data["templates"]
     if not isinstance(data, list) or not data:

@@ -5,19 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from llmcycle import cli
-from llmcycle import cli_benchmark  # noqa: F401  (registers the command, whether or not cli.py imports it yet)
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["llmcycle", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.cli_helpers import run_cli
 
 
 def test_benchmark_help_and_list(monkeypatch, capsys):

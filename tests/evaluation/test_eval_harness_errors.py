@@ -99,10 +99,10 @@ def test_bad_json_line_names_file_and_line(tmp_path):
 
 def test_non_object_row_and_empty_file(tmp_path):
     path = write(tmp_path, spec(), raw_lines=[json.dumps(GOOD_ROWS[0]), "[1, 2]"])
-    with pytest.raises(DataError, match=r"bad\.jsonl:2: expected a JSON object"):
+    with pytest.raises(DataError, match=r"bad\.jsonl:2: not a JSON object"):
         run_task(path, "builtin:tiny-gpt2")
     write(tmp_path, spec(), raw_lines=[""])
-    with pytest.raises(DataError, match="no rows"):
+    with pytest.raises(DataError, match="empty file"):
         run_task(path, "builtin:tiny-gpt2")
 
 

@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
-import llmcycle.cli_generate  # noqa: F401  (registers the command until cli.py imports it)
-from llmcycle import cli
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["llmcycle", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.cli_helpers import run_cli
 
 
 def test_help(monkeypatch, capsys):

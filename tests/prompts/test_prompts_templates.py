@@ -158,7 +158,7 @@ def test_malformed_yaml_templates_name_file_entry_and_problem(tmp_path, registry
 
 
 def test_missing_templates_file(tmp_path) -> None:
-    with pytest.raises(PromptError, match="no such templates file"):
+    with pytest.raises(PromptError, match="no such file"):
         load_templates(tmp_path / "nope.yaml")
 
 

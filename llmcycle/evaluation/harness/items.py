@@ -6,7 +6,6 @@ Every problem in a row is a ``DataError`` naming the file, the line and the fiel
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,29 +44,10 @@ class _RowView(dict):
 
 
 def read_jsonl(path: Path, what: str = "data") -> list[tuple[int, dict[str, Any]]]:
-    """``(line number, row)`` for each non-blank line; errors name the file and line.
+    """``(line number, row)`` for each non-blank line; errors name the file and line."""
+    from llmcycle.data.readers import read_jsonl_objects
 
-    ``what`` names the file in the missing-file message (``task.yaml: data``)."""
-    if not path.is_file():
-        raise DataError(f"{what}: no such file {path}")
-    rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text") from None
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{n}: expected a JSON object per line, got {type(row).__name__}")
-        rows.append((n, row))
-    if not rows:
-        raise DataError(f"{path}: no rows")
-    return rows
+    return read_jsonl_objects(path, what)
 
 
 def _text(value: Any, where: str, name: str) -> str:
