@@ -63,3 +63,20 @@ def _save(fig, path: str | Path) -> Path:
     plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], path: str | Path, title: str,
+               xlabel: str = "step", ylabel: str = "") -> Path:
+    """One line per series of ``(x, y)`` points (loss curves: training and validation loss by step)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.0, 3.4), dpi=110)
+    for name, points in series.items():
+        if len(points):
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o" if len(points) < 30 else None, markersize=3, label=name)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _save(fig, path)

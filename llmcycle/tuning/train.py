@@ -1,0 +1,289 @@
+"""``train``: fine-tune a loaded model on a data set with the Hugging Face Trainer.
+
+Everything a run needs to resume exactly is in its checkpoints (weights or adapter, optimizer,
+scheduler, RNG states, data position): a killed run started again with the same arguments
+continues from its last checkpoint and ends with the weights an uninterrupted run would have
+(on a deterministic CPU). What it writes under ``out_dir``:
+
+    checkpoints/checkpoint-N/   Trainer checkpoints (the newest ``keep_checkpoints``)
+    model/                      the final model, or only the adapter for lora / prompt_tuning; tokenizer
+    tune_result.json            parameter counts, losses, truncation report, final metrics
+    loss_curve.png              training (and validation) loss against step
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmcycle.errors import ConfigError, DataError
+from llmcycle.lifecycle.rundir import atomic_write_json
+from llmcycle.tuning.config import TuneConfig
+from llmcycle.tuning.data import PadCollator, build_dataset
+from llmcycle.tuning.methods import Prepared, apply_method
+
+log = logging.getLogger("llmcycle")
+PEFT_METHODS = ("lora", "qlora", "prompt_tuning")
+
+
+@dataclass
+class TuneResult:
+    """What a run did; ``to_dict`` is what ``tune_result.json`` holds."""
+
+    method: str
+    trainable: int
+    total: int
+    pct: float
+    steps: int
+    train_loss: list[tuple[int, float]]
+    eval_loss: list[tuple[int, float]]
+    metrics: dict[str, float]
+    model_dir: str
+    seconds: float
+    truncation: dict[str, int]
+    resumed_from: str | None = None
+    new_modules: list[str] = field(default_factory=list)
+    loaded: Any = field(default=None, repr=False)  # the trained LoadedModel (not serialised)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self) | {"loaded": None}
+        d.pop("loaded")
+        return d
+
+
+def check_precision(precision: str, device: Any) -> dict[str, bool]:
+    """Trainer flags for ``precision`` on ``device``; ``ConfigError`` naming the field when unsupported."""
+    import torch
+
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("precision: fp16 needs a CUDA GPU; use fp32 (or bf16) on a CPU")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("precision: this GPU does not support bf16; use fp16 or fp32")
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def _splits(data: Any) -> tuple[Any, Any | None]:
+    """(train rows, validation rows or None) from a DatasetDict / mapping / (train, validation) pair."""
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return data[0], data[1]
+    if isinstance(data, Mapping) or hasattr(data, "keys"):
+        if "train" not in data:
+            raise DataError(f"tuning needs a 'train' split; the data has {', '.join(data.keys()) or 'none'}")
+        return data["train"], data.get("validation")
+    raise DataError("data: pass a DatasetDict with a train split, or a (train, validation) pair")
+
+
+class _EarlyStop:
+    """Stop when the validation loss has not improved for ``patience`` evaluations."""
+
+    def __new__(cls, patience: int):
+        from transformers import TrainerCallback
+
+        class EarlyStop(TrainerCallback):
+            def __init__(self) -> None:
+                self.best, self.bad = float("inf"), 0
+
+            def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+                loss = (metrics or {}).get("eval_loss")
+                if loss is None:
+                    return
+                self.best, self.bad = (loss, 0) if loss < self.best else (self.best, self.bad + 1)
+                if self.bad >= patience:
+                    log.info("early stopping at step %d: no better eval loss for %d evaluations",
+                             state.global_step, patience)
+                    control.should_training_stop = True
+
+        return EarlyStop()
+
+
+COMPLETE = "llmcycle-checkpoint.complete"
+
+
+def _mark_complete_callback() -> Any:
+    """Marks a checkpoint folder complete once the Trainer has written all of it (its writes are not atomic)."""
+    from transformers import TrainerCallback
+
+    class MarkComplete(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                atomic_write_json(folder / COMPLETE, {"step": state.global_step})
+
+    return MarkComplete()
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    """The newest complete checkpoint under ``folder``; half-written ones (a kill during a save) are removed."""
+    if not folder.is_dir():
+        return None
+    found = sorted((int(p.name.split("-")[1]), p) for p in folder.glob("checkpoint-*")
+                   if p.is_dir() and p.name.split("-")[1].isdigit())
+    for _, path in reversed(found):
+        if (path / COMPLETE).is_file():
+            return str(path)
+        log.warning("removing incomplete checkpoint %s (the run was killed while saving it)", path)
+        shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+def _check_same_run(out: Path, cfg: TuneConfig, resume: bool) -> None:
+    """A run directory resumes only with the config it started with; ``resume=False`` starts over."""
+    saved = out / "tune_config.json"
+    mine = cfg.model_dump(mode="json")
+    if not resume:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    elif saved.is_file() and (out / "checkpoints").is_dir():
+        old = json.loads(saved.read_text(encoding="utf-8"))
+        diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
+        if diff:
+            raise ConfigError(f"{', '.join(diff)}: {out} holds checkpoints of a run with other values; use a new "
+                              "out_dir, the same config, or resume=False to start over")
+    atomic_write_json(saved, mine)
+
+
+def _optimizer(model: Any, cfg: TuneConfig, prepared: Prepared, decay_names: Sequence[str]) -> Any:
+    """AdamW with a higher learning rate for freshly initialised modules (``lr_new_modules``)."""
+    import torch
+
+    groups: dict[tuple[bool, bool], list[Any]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            is_new = any(m in name for m in prepared.new_modules)
+            groups.setdefault((is_new, name in decay_names), []).append(p)
+    params = [{"params": ps, "lr": cfg.lr_new_modules if new else cfg.learning_rate,
+               "weight_decay": cfg.weight_decay if decay else 0.0} for (new, decay), ps in sorted(groups.items())]
+    return torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+
+
+def _arguments(cfg: TuneConfig, kind: str, out_dir: Path, has_eval: bool, device: Any) -> Any:
+    from transformers import Seq2SeqTrainingArguments, TrainingArguments
+
+    cls = Seq2SeqTrainingArguments if kind == "seq2seq" else TrainingArguments
+    evaluate = has_eval and cfg.eval_every is not None
+    return cls(
+        output_dir=str(out_dir / "checkpoints"), per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1,
+        learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.scheduler, warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay, gradient_accumulation_steps=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm,
+        logging_strategy="steps", logging_steps=cfg.log_every, eval_strategy="steps" if evaluate else "no",
+        eval_steps=cfg.eval_every if evaluate else None, save_strategy="steps", save_steps=cfg.save_every,
+        save_total_limit=cfg.keep_checkpoints, seed=cfg.seed, data_seed=cfg.seed, report_to=[],
+        disable_tqdm=not sys.stderr.isatty(), dataloader_num_workers=0, remove_unused_columns=False,
+        label_names=["labels"], train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        length_column_name="length", use_cpu=device.type == "cpu", **check_precision(cfg.precision, device),
+    )
+
+
+def _history(log_history: list[dict[str, Any]]) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    train = [(int(h["step"]), float(h["loss"])) for h in log_history if "loss" in h]
+    evals = [(int(h["step"]), float(h["eval_loss"])) for h in log_history if "eval_loss" in h]
+    return train, evals
+
+
+def _save_final(model: Any, tokenizer: Any, target: Path) -> Path:
+    """Save the model (or adapter) and tokenizer to ``target`` via a temporary folder and a rename."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    from llmcycle.tuning.adapters import is_peft
+
+    # peft compares the embeddings with the base's hub config; builtin: sources have none, and
+    # the vocabulary never changes here
+    model.save_pretrained(str(tmp), **({"save_embedding_layers": False} if is_peft(model) else {}))
+    tokenizer.save_pretrained(str(tmp))
+    old = target.with_name(f".{target.name}.old")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: str | Path, *,
+          resume: bool = True, callbacks: Sequence[Any] = ()) -> TuneResult:
+    """Fine-tune ``loaded`` (a ``LoadedModel``, changed in place) on ``data`` as ``cfg`` says.
+
+    Args:
+        loaded: from ``llmcycle.models.load_model``; seq2seq or causal.
+        data: a ``DatasetDict`` from ``load_data`` (``train`` and optionally ``validation``), or a
+            ``(train, validation)`` pair of row sequences with ``input`` and ``references``.
+        cfg: a ``TuneConfig`` or its fields as a mapping.
+        out_dir: the run's folder (see the module docstring).
+        resume: continue from the newest checkpoint under ``out_dir/checkpoints`` if there is one.
+        callbacks: extra ``transformers.TrainerCallback`` objects.
+    """
+    from transformers import Seq2SeqTrainer, Trainer
+
+    start = time.perf_counter()
+    cfg = cfg if isinstance(cfg, TuneConfig) else TuneConfig.from_dict(dict(cfg), where="tune")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train_rows, val_rows = _splits(data)
+    if len(train_rows) == 0:
+        raise DataError("the train split is empty")
+    device = next(loaded.model.parameters()).device
+    check_precision(cfg.precision, device)
+    tok = loaded.tokenizer
+    shape = {"tokenizer": tok, "kind": loaded.kind, "templates": cfg.templates,
+             "max_input_tokens": cfg.max_input_tokens, "max_target_tokens": cfg.max_target_tokens}
+    train_ds, report = build_dataset(train_rows, **shape)
+    eval_ds = None
+    if val_rows is not None and len(val_rows):
+        eval_rows = val_rows.select(range(min(cfg.eval_samples, len(val_rows)))) if hasattr(val_rows, "select") \
+            else list(val_rows)[: cfg.eval_samples]
+        eval_ds, _ = build_dataset(eval_rows, **shape)
+    log.info("tune data: %d training rows; %s", len(train_ds), report.summary())
+
+    prepared = apply_method(loaded, cfg)
+    _check_same_run(out, cfg, resume)
+    print(f"{cfg.method}: {prepared.summary()}")
+    model = prepared.model
+    args = _arguments(cfg, loaded.kind, out, eval_ds is not None, device)
+    trainer_cls = Seq2SeqTrainer if loaded.kind == "seq2seq" else Trainer
+    extra = [_mark_complete_callback(), *callbacks] + ([_EarlyStop(cfg.early_stopping_patience)] if cfg.early_stopping_patience else [])
+    trainer = trainer_cls(model=model, args=args, data_collator=PadCollator(tok.pad_token_id),
+                          train_dataset=train_ds, eval_dataset=eval_ds, callbacks=extra)
+    if cfg.lr_new_modules is not None and prepared.new_modules:
+        trainer.optimizer = _optimizer(model, cfg, prepared, trainer.get_decay_parameter_names(model))
+    last = last_checkpoint(Path(args.output_dir))
+    if last:
+        log.info("resuming from %s", last)
+    with warnings.catch_warnings():
+        # peft looks for a hub config of the base on every save; builtin: bases have none, vocab is unchanged
+        warnings.filterwarnings("ignore", message="Could not find a config file in")
+        trainer.train(resume_from_checkpoint=last)
+    train_loss, eval_loss = _history(trainer.state.log_history)
+    if eval_ds is not None and (not eval_loss or eval_loss[-1][0] != trainer.state.global_step):
+        trainer.evaluate()
+        train_loss, eval_loss = _history(trainer.state.log_history)
+    metrics = {"eval_loss": eval_loss[-1][1]} if eval_loss else {}
+    if train_loss:
+        metrics["train_loss"] = train_loss[-1][1]
+    model.eval()
+    loaded.model = model
+    model_dir = _save_final(model, tok, out / "model")
+    result = TuneResult(cfg.method, prepared.trainable, prepared.total, round(prepared.pct, 6),
+                        trainer.state.global_step, train_loss, eval_loss, metrics, str(model_dir),
+                        round(time.perf_counter() - start, 3), report.to_dict(), last, prepared.new_modules, loaded)
+    _write_outputs(out, result, cfg)
+    return result
+
+
+def _write_outputs(out: Path, result: TuneResult, cfg: TuneConfig) -> None:
+    from llmcycle.lifecycle.charts import line_chart
+
+    atomic_write_json(out / "tune_result.json", result.to_dict() | {"config": cfg.model_dump(mode="json")})
+    series = {"train": result.train_loss}
+    if result.eval_loss:
+        series["validation"] = result.eval_loss
+    if result.train_loss or result.eval_loss:
+        line_chart(series, out / "loss_curve.png", title=f"{cfg.method} fine-tuning loss", xlabel="step",
+                   ylabel="loss")

@@ -1,0 +1,153 @@
+"""Each method trains what it must and nothing else; counts; warm-start modules; bad configs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from llmcycle.errors import ConfigError, LLMCycleError
+from llmcycle.tuning import TuneConfig, apply_method, count_parameters, train
+
+
+def snapshot(model):
+    """Every parameter by identity: PEFT wraps modules but keeps the base Parameter objects."""
+    return {id(p): p.detach().clone() for p in model.parameters()}
+
+
+def changed_and_frozen(model, before):
+    """(names of trainable params that moved, names of frozen base params that moved, trainable names)."""
+    moved_trainable, moved_frozen, trainable = [], [], []
+    for name, p in model.named_parameters():
+        old = before.get(id(p))
+        if p.requires_grad:
+            trainable.append(name)
+        if old is None:
+            continue
+        if p.requires_grad and not torch.equal(old, p.detach()):
+            moved_trainable.append(name)
+        if not p.requires_grad and not torch.equal(old, p.detach()):
+            moved_frozen.append(name)
+    return moved_trainable, moved_frozen, trainable
+
+
+@pytest.mark.parametrize("name,method", [
+    ("tiny-t5", "full"), ("tiny-gpt2", "full"),
+    ("tiny-t5", "selective"), ("tiny-llama", "selective"),
+    ("tiny-t5", "lora"), ("tiny-bart", "lora"), ("tiny-gpt2", "lora"), ("tiny-llama", "lora"),
+    ("tiny-t5", "prompt_tuning"), ("tiny-gpt2", "prompt_tuning"),
+])
+def test_method_trains_only_its_parameters(name, method, fresh, rows, quick, tmp_path):
+    loaded = fresh(name)
+    before = snapshot(loaded.model)
+    cfg = dict(quick, method=method)
+    if method == "selective":
+        cfg["selective"] = {"patterns": [r"norm|ln_"]}
+    result = train(loaded, rows, cfg, tmp_path)
+    model = loaded.model
+    moved, frozen_moved, trainable = changed_and_frozen(model, before)
+    assert frozen_moved == []
+    assert result.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert result.total == sum(p.numel() for p in model.parameters())
+    assert result.pct == pytest.approx(100 * result.trainable / result.total, abs=1e-5)
+    if method in ("full", "selective"):
+        assert sorted(moved) == sorted(trainable)  # every trained tensor moved
+        if method == "selective":
+            assert all("norm" in n or "ln_" in n for n in trainable) and result.pct < 5
+    else:  # adapter params are new tensors: they moved from their initial value
+        new = {n: p for n, p in model.named_parameters() if id(p) not in before}
+        assert new and all(p.requires_grad for p in new.values())
+        if method == "lora":
+            assert all("lora_" in n for n in trainable)
+            assert any(p.abs().sum() > 0 for n, p in new.items() if "lora_B" in n)  # B starts at zero
+        else:
+            assert all("prompt_encoder" in n for n in trainable)
+    assert result.steps == 3 and len(result.train_loss) == 3
+    assert (tmp_path / "tune_result.json").is_file() and (tmp_path / "loss_curve.png").is_file()
+
+
+def test_lora_defaults_by_family(fresh):
+    cfg = TuneConfig(method="lora")
+    for name, suffix in [("tiny-t5", ".q"), ("tiny-bart", "q_proj"), ("tiny-gpt2", "c_attn"), ("tiny-llama", "q_proj")]:
+        prepared = apply_method(fresh(name), cfg)
+        wrapped = [n for n, _ in prepared.model.named_modules() if n.endswith(suffix)]
+        assert wrapped and all(hasattr(dict(prepared.model.named_modules())[n], "lora_A") for n in wrapped)
+
+
+def test_counts_follow_peft_convention(fresh):
+    loaded = fresh("tiny-gpt2")
+    base_total = count_parameters(loaded.model)[1]
+    prepared = apply_method(loaded, TuneConfig(method="lora", lora={"r": 4}))
+    # GPT-2 c_attn: (64 -> 192) per layer, 2 layers: A 4x64, B 192x4
+    assert prepared.trainable == 2 * (4 * 64 + 192 * 4)
+    assert prepared.total == base_total + prepared.trainable
+    assert "trainable%" in prepared.summary()
+
+
+def test_minilm_cross_attention_trains_under_lora_only_when_asked(minilm):
+    """The warm start's fresh cross-attention trains fully with train_new_modules, stays frozen without."""
+    import copy
+
+    base = copy.deepcopy(minilm)
+    on = apply_method(base, TuneConfig(method="lora", lora={"r": 4}))
+    cross = [n for n, p in on.model.named_parameters() if "crossattention" in n and p.requires_grad]
+    assert cross and any("modules_to_save" in n for n in cross) and not any("lora_" in n for n in cross)
+    assert on.new_modules == ["crossattention", "cls.predictions.transform"]
+    n_cross = sum(p.numel() for n, p in minilm.model.named_parameters() if "crossattention" in n)
+    assert on.trainable > n_cross  # counted among the trainable parameters
+
+    base = copy.deepcopy(minilm)
+    off = apply_method(base, TuneConfig(method="lora", lora={"r": 4, "train_new_modules": False}))
+    trainable = [n for n, p in off.model.named_parameters() if p.requires_grad]
+    assert not any("crossattention" in n and "lora_" not in n for n in trainable)
+    assert off.trainable < on.trainable and off.new_modules == []
+
+
+@pytest.mark.parametrize("data,field", [
+    ({"method": "adapterx"}, "method"),
+    ({"lora": {"r": 0}}, "lora.r"),
+    ({"lora": {"dropout": 1.5}}, "lora.dropout"),
+    ({"selective": {"patterns": ["("]}}, "selective.patterns"),
+    ({"prompt_tuning": {"n_virtual_tokens": 0}}, "prompt_tuning.n_virtual_tokens"),
+    ({"precision": "fp8"}, "precision"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"learning_rate": -1}, "learning_rate"),
+    ({"epochs_": 3}, "epochs_"),
+])
+def test_bad_configs_name_the_field(data, field):
+    with pytest.raises(ConfigError, match=rf"^{field}: "):
+        TuneConfig.from_dict(data)
+
+
+def test_patterns_that_match_nothing_are_an_error(fresh):
+    with pytest.raises(ConfigError, match="selective.patterns: 'nothing_here' matches no parameter"):
+        apply_method(fresh("tiny-gpt2"), TuneConfig(method="selective", selective={"patterns": ["nothing_here"]}))
+
+
+def test_unknown_lora_target_is_an_error(fresh):
+    with pytest.raises(ConfigError, match="lora.target_modules: nope"):
+        apply_method(fresh("tiny-gpt2"), TuneConfig(method="lora", lora={"target_modules": ["nope"]}))
+
+
+def test_fp16_on_cpu_is_an_error(fresh, rows, quick, tmp_path):
+    with pytest.raises(ConfigError, match="precision: fp16 needs a CUDA GPU"):
+        train(fresh("tiny-gpt2"), rows, dict(quick, method="full", precision="fp16"), tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU error")
+def test_qlora_on_cpu_is_a_clear_error(fresh):
+    with pytest.raises(LLMCycleError, match="QLoRA needs a CUDA GPU and bitsandbytes"):
+        apply_method(fresh("tiny-gpt2"), TuneConfig(method="qlora"))
+
+
+def test_prompt_tuning_on_the_warm_started_encoder_decoder(minilm):
+    import copy
+
+    prepared = apply_method(copy.deepcopy(minilm), TuneConfig(method="prompt_tuning",
+                                                              prompt_tuning={"n_virtual_tokens": 5}))
+    assert prepared.trainable == 2 * 5 * 384  # encoder and decoder prompts, MiniLM width 384
+
+
+def test_bf16_on_cpu_trains(fresh, rows, quick, tmp_path):
+    result = train(fresh("tiny-gpt2"), rows, dict(quick, method="lora", precision="bf16", max_steps=1), tmp_path)
+    assert result.steps == 1 and result.train_loss
