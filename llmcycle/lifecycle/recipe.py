@@ -28,6 +28,7 @@ from llmcycle.config import ConfigError, DataConfig, ModelConfig, StageConfig, l
 from llmcycle.evaluation.evaluate import EvaluateConfig
 from llmcycle.generation.settings import GenerationSettings
 from llmcycle.prompts.lab import PromptLabConfig
+from llmcycle.tuning.config import TuneConfig
 
 
 class InfoStage(StageConfig):
@@ -58,7 +59,7 @@ class GenerateStage(GenerationSettings):
 
 STAGE_CONFIGS: dict[str, type[StageConfig]] = {"info": InfoStage, "estimate": EstimateStage,
                                                "prompt_lab": PromptLabConfig, "generate": GenerateStage,
-                                               "evaluate": EvaluateConfig}
+                                               "tune": TuneConfig, "evaluate": EvaluateConfig}
 """Stage kinds a recipe may list, in the order the lifecycle usually runs them."""
 
 

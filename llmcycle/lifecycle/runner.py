@@ -30,6 +30,7 @@ class RunContext:
 
     recipe: Recipe
     run: RunDir
+    tuned_dir: Path | None = None  # set once a tune stage has produced a model or adapter
     _model: Any = None
     _data: Any = None
     progress: Callable[[str], None] = field(default=lambda msg: log.info(msg))
@@ -40,9 +41,13 @@ class RunContext:
             from llmcycle.models import load_model
 
             m = self.recipe.model
-            self.progress(f"loading model {m.source}")
-            self._model = load_model(m.source, weights=m.weights, dtype=m.dtype, device=m.device,
-                                     revision=m.revision, adapter=m.adapter)
+            if self.tuned_dir is not None:  # a finished tune stage: continue from what it saved
+                self.progress(f"loading the tuned model from {self.tuned_dir}")
+                self._model = load_model(str(self.tuned_dir), dtype=m.dtype, device=m.device)
+            else:
+                self.progress(f"loading model {m.source}")
+                self._model = load_model(m.source, weights=m.weights, dtype=m.dtype, device=m.device,
+                                         revision=m.revision, adapter=m.adapter)
         return self._model
 
     @property
@@ -101,6 +106,8 @@ def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, only: str | No
         if i not in selected or run.stage_done(name, h):
             if i in selected:
                 ctx.progress(f"[{name}] already done with this config: skipped")
+            if kind == "tune" and run.file(name, "tune", "model").is_dir():
+                ctx.tuned_dir, ctx._model = run.file(name, "tune", "model"), None
             continue
         ctx.progress(f"[{name}] running")
         t0 = time.perf_counter()

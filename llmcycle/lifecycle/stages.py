@@ -101,12 +101,18 @@ def evaluate_stage(ctx: Any, cfg: Any, out: Path) -> str:
 
     m = ctx.recipe.model
     own = m.source + (f"+{m.adapter}" if m.adapter else "")
-    if not cfg.models:  # the recipe's own model
+    preloaded = {}
+    if not cfg.models and ctx.tuned_dir is not None:  # after a tune stage: base vs tuned
+        tuned = f"tuned={ctx.tuned_dir}"
+        cfg = cfg.model_copy(update={"models": [f"base={own}", tuned]})
+        preloaded[tuned] = ctx.model
+    elif not cfg.models:  # the recipe's own model
         cfg = cfg.model_copy(update={"models": [own]})
+        preloaded[own] = ctx.model
     split = ctx.recipe.data.split or "test"
     data = ctx.data
     rows = data[split] if split in data else data[list(data.keys())[-1]]
-    return evaluate_models(cfg, rows, out, progress=ctx.progress, preloaded={own: ctx.model}).section
+    return evaluate_models(cfg, rows, out, progress=ctx.progress, preloaded=preloaded).section
 
 
 def prompt_lab_stage(ctx: Any, cfg: Any, out: Path) -> str:
@@ -124,10 +130,26 @@ def prompt_lab_stage(ctx: Any, cfg: Any, out: Path) -> str:
     return lab_section(cells, rows, cfg, out, out.name)
 
 
+def tune_stage(ctx: Any, cfg: Any, out: Path) -> str:
+    from llmcycle.tuning import train
+    from llmcycle.tuning.report import tune_section
+
+    data = ctx.data
+    if "train" not in data:  # the recipe reads one split for evaluation: training needs its own
+        from llmcycle.data import load_data_from_config
+
+        data = load_data_from_config(ctx.recipe.data.model_copy(update={"split": None}))
+    base = ctx.model
+    result = train(base, data, cfg, out / "tune")
+    ctx.tuned_dir, ctx._model = out / "tune" / "model", result.loaded or base
+    return tune_section(result, ctx.recipe.model.source, out / "tune", f"{out.name}/tune")
+
+
 STAGES: dict[str, Callable[[Any, Any, Path], str]] = {
     "info": info_stage,
     "prompt_lab": prompt_lab_stage,
     "estimate": estimate_stage,
     "generate": generate_stage,
     "evaluate": evaluate_stage,
+    "tune": tune_stage,
 }

@@ -251,6 +251,9 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
     extra = [_mark_complete_callback(), *callbacks] + ([_EarlyStop(cfg.early_stopping_patience)] if cfg.early_stopping_patience else [])
     trainer = trainer_cls(model=model, args=args, data_collator=PadCollator(tok.pad_token_id),
                           train_dataset=train_ds, eval_dataset=eval_ds, callbacks=extra)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; losses are kept in the result instead
     if cfg.lr_new_modules is not None and prepared.new_modules:
         trainer.optimizer = _optimizer(model, cfg, prepared, trainer.get_decay_parameter_names(model))
     last = last_checkpoint(Path(args.output_dir))
@@ -259,6 +262,8 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
     with warnings.catch_warnings():
         # peft looks for a hub config of the base on every save; builtin: bases have none, vocab is unchanged
         warnings.filterwarnings("ignore", message="Could not find a config file in")
+        # EncoderDecoderModel warns on every step that labels now build decoder_input_ids (true, and fine)
+        warnings.filterwarnings("ignore", message="Version v4.12.0 introduces a better way")
         trainer.train(resume_from_checkpoint=last)
     train_loss, eval_loss = _history(trainer.state.log_history)
     if eval_ds is not None and (not eval_loss or eval_loss[-1][0] != trainer.state.global_step):

@@ -1,0 +1,63 @@
+"""``llmcycle tune``: fine-tune a model (full, LoRA, prompt tuning, selective) into a run directory."""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+import typer
+
+from llmcycle.cli import app, console, table
+
+
+@app.command("tune")
+def tune_cmd(
+    model: str = typer.Argument(..., help="Hub id, local directory or builtin:NAME."),
+    data: str = typer.Option("builtin:dialogues", help="Data source with a train split (and validation)."),
+    method: str = typer.Option("lora", help="full | lora | prompt_tuning | selective | qlora."),
+    max_steps: Optional[int] = typer.Option(None, help="Optimizer steps (default: epochs)."),
+    epochs: float = typer.Option(1.0, help="Passes over the train split when --max-steps is not given."),
+    learning_rate: float = typer.Option(1e-4, "--lr", help="Peak learning rate."),
+    batch_size: int = typer.Option(8, help="Rows per forward pass."),
+    template: Optional[List[str]] = typer.Option(None, "--template", help="Prompt templates (repeat)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Any TuneConfig field: --set lora.r=32 "
+                                             "--set warmup_ratio=0.1 (see `llmcycle reference`)."),
+    n: Optional[int] = typer.Option(None, help="Seeded subsample of n rows per split."),
+    run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Resume this tune run directory."),
+    runs_dir: str = typer.Option("runs", help="Where new run directories go."),
+) -> None:
+    """Fine-tune, with exact resume, and write the model or adapter, metrics, loss curve and report."""
+    from llmcycle.data import load_data
+    from llmcycle.lifecycle.recipe import apply_overrides
+    from llmcycle.lifecycle.report import render_html
+    from llmcycle.lifecycle.rundir import RunDir, atomic_write_text
+    from llmcycle.models import load_model
+    from llmcycle.tuning import TuneConfig, train
+    from llmcycle.tuning.report import tune_section
+
+    fields: dict[str, Any] = {"method": method, "epochs": epochs, "learning_rate": learning_rate,
+                              "batch_size": batch_size}
+    if max_steps:
+        fields["max_steps"] = max_steps
+    if template:
+        fields["templates"] = template
+    cfg = TuneConfig.from_dict(apply_overrides(fields, list(set_ or [])), where="tune")
+    ds = load_data(data, n=n)
+    loaded = load_model(model)
+    if run_dir:
+        from pathlib import Path
+
+        run = RunDir(Path(run_dir))
+        if not run.file("tune").is_dir():
+            from llmcycle.errors import LLMCycleError
+
+            raise LLMCycleError(f"--run-dir {run_dir}: not a tune run directory (no tune/ folder)")
+    else:
+        run = RunDir.create(runs_dir, "tune")
+    result = train(loaded, ds, cfg, run.file("tune"))
+    text = f"# llmcycle tune\n\n- data: `{data}`\n\n" + tune_section(result, model, run.file("tune"), "tune")
+    atomic_write_text(run.file("report.md"), text)
+    atomic_write_text(run.file("report.html"), render_html(text, run.path, title="llmcycle tune"))
+    console.print(table(f"{method} on {model}", [
+        ("trainable", f"{result.trainable:,} / {result.total:,} ({result.pct:.2f}%)"), ("steps", result.steps),
+        ("seconds", f"{result.seconds:.1f}"), ("saved", result.model_dir)], ("", "value")))
+    console.print(f"[green]done[/green]: {run.path}/report.html  (resume with --run-dir {run.path})")
