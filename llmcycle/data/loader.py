@@ -161,8 +161,11 @@ def _read_hub(hub: HubSource, cfg: DataConfig) -> dict[str, RawSplit]:
     """Fetch ``hub.repo_id`` with the real ``datasets.load_dataset``; failures become one sentence."""
     import datasets
 
+    from llmcycle.hub import offline_unless_reachable
+
     try:
-        loaded = datasets.load_dataset(hub.repo_id, revision=cfg.revision)
+        with offline_unless_reachable():  # offline: the local cache or a quick clear error, not 25 s of retries
+            loaded = datasets.load_dataset(hub.repo_id, revision=cfg.revision)
     except Exception as exc:  # noqa: BLE001 - translated, or re-raised below when not a hub failure
         error = _hub_error(hub.repo_id, exc)
         if error is None:

@@ -12,14 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-import socket
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 from llmcycle.errors import ModelSourceError
+from llmcycle.hub import hub_reachable
 
 log = logging.getLogger("llmcycle")
 
@@ -79,25 +77,6 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ModelSourceError(f"device: unknown value {device!r}; valid: cpu, cuda, auto")
     return device
-
-
-@lru_cache(maxsize=1)
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """True when the Hugging Face hub answers a TCP connect (False when HF_HUB_OFFLINE is set).
-
-    A connect that fails at once (no DNS, no route) spares the user transformers' ~25 s of retries
-    before the same failure.
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return False
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True  # behind a proxy a direct connect proves nothing: let the hub client decide
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _auto_class(kind: Kind) -> Any:

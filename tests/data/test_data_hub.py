@@ -101,3 +101,28 @@ def test_import_is_cheap() -> None:
     repo = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo)
     assert out.stdout.strip() == "[]"
+
+
+def test_unreachable_hub_uses_local_cache_only(monkeypatch) -> None:
+    """With the hub unreachable and HF_HUB_OFFLINE unset, datasets runs cache-only inside the call
+    (one clear sentence instead of retries) and its offline switch is restored afterwards."""
+    import datasets.config
+    import huggingface_hub.constants as hub_constants
+
+    from llmcycle import hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
+    seen = {}
+
+    def fake_load(*args, **kwargs):
+        seen["offline"] = (datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE)
+        raise ConnectionError("Couldn't reach 'someone/nothing' on the Hub (offline mode is enabled)")
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    with pytest.raises(DataError, match="cannot reach the Hugging Face hub"):
+        load_data("someone/nothing")
+    assert seen["offline"] == (True, True)
+    assert (datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE) == (False, False)
