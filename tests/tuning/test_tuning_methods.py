@@ -151,3 +151,14 @@ def test_prompt_tuning_on_the_warm_started_encoder_decoder(minilm):
 def test_bf16_on_cpu_trains(fresh, rows, quick, tmp_path):
     result = train(fresh("tiny-gpt2"), rows, dict(quick, method="lora", precision="bf16", max_steps=1), tmp_path)
     assert result.steps == 1 and result.train_loss
+
+
+def test_lora_on_flan_t5_base_matches_the_course_count():
+    """The course's LoRA (r=32, alpha=32, q and v) trains 3,538,944 of 251,116,800 parameters (1.41%)."""
+    from llmcycle.models import load_model
+    from llmcycle.tuning import TuneConfig, apply_method
+
+    loaded = load_model("google/flan-t5-base", weights="random")
+    prepared = apply_method(loaded, TuneConfig.from_dict({"method": "lora", "lora": {"r": 32, "alpha": 32}}))
+    assert (prepared.trainable, prepared.total) == (3_538_944, 251_116_800)
+    assert round(prepared.pct, 2) == 1.41
