@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import platform
-import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,39 +54,6 @@ def versions(*packages: str) -> dict[str, str | None]:
 def command() -> str:
     """The command line that ran this script, as typed from the repository root."""
     return " ".join(["python", *sys.argv])
-
-
-def rss_bytes() -> int:
-    """Current resident set size of this process."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                 "keepcost")]
-
-
-def malloc_in_use_fn():
-    """A function returning glibc's bytes in use (heap chunks + mmapped chunks), or None off glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        fn = libc.mallinfo2
-    except (OSError, AttributeError):
-        return None
-    fn.restype = _MallInfo2
-
-    def in_use() -> int:
-        info = fn()
-        return int(info.uordblks + info.hblkhd)
-
-    return in_use
 
 
 def write_json(name: str, data: dict[str, Any]) -> Path:

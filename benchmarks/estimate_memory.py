@@ -53,6 +53,8 @@ except ImportError:  # running from a checkout without `pip install -e .`
 
 import _common  # noqa: E402
 
+from llmcycle.estimate.measure import malloc_in_use_fn, peak_in_use, peak_rss_bytes, rss_bytes  # noqa: E402
+
 BATCH, INPUT_LEN, OUTPUT_LEN, STEPS, LR = 8, 384, 64, 3, 1e-4
 CONFIGS: dict[str, tuple[str, str, bool]] = {
     # name: (source, weights, gradient checkpointing)
@@ -92,21 +94,6 @@ def _build(source: str, weights: str) -> tuple[Any, str]:
     return model, "fallback: EncoderDecoderModel.from_encoder_decoder_pretrained(minilm, minilm)"
 
 
-def _live_tracker(in_use):
-    """A dispatch mode recording the peak of ``in_use()`` after every aten op."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class PeakInUse(TorchDispatchMode):
-        peak = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            self.peak = max(self.peak, in_use())
-            return out
-
-    return PeakInUse()
-
-
 def _train_steps(model: Any, vocab: int, in_use) -> tuple[list[float], list[int], int | None]:
     """3 AdamW steps on random ids: (seconds per step, peak RSS after each step, peak in-use of the last)."""
     import torch
@@ -117,7 +104,7 @@ def _train_steps(model: Any, vocab: int, in_use) -> tuple[list[float], list[int]
     for step in range(STEPS):
         ids = torch.randint(5, vocab, (BATCH, INPUT_LEN), generator=gen)
         labels = torch.randint(5, vocab, (BATCH, OUTPUT_LEN), generator=gen)
-        tracker = _live_tracker(in_use) if in_use is not None and step == STEPS - 1 else None
+        tracker = peak_in_use(in_use) if in_use is not None and step == STEPS - 1 else None
         start = time.perf_counter()
         if tracker is not None:
             tracker.__enter__()
@@ -130,7 +117,7 @@ def _train_steps(model: Any, vocab: int, in_use) -> tuple[list[float], list[int]
         opt.zero_grad(set_to_none=True)
         del loss
         seconds.append(round(time.perf_counter() - start, 2))
-        peaks.append(_common.peak_rss_bytes())
+        peaks.append(peak_rss_bytes())
     return seconds, peaks, live_peak
 
 
@@ -155,11 +142,11 @@ def run_child(name: str) -> dict[str, Any]:
         pass
     source, weights, ckpt = CONFIGS[name]
     torch.manual_seed(0)
-    in_use = _common.malloc_in_use_fn()
+    in_use = malloc_in_use_fn()
     gc.collect()
-    base_rss, base_in_use = _common.rss_bytes(), (in_use() if in_use else 0)
+    base_rss, base_in_use = rss_bytes(), (in_use() if in_use else 0)
     model, built_by = _build(source, weights)
-    built_rss = _common.rss_bytes()
+    built_rss = rss_bytes()
     if ckpt:
         enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
         enable()
@@ -171,7 +158,7 @@ def run_child(name: str) -> dict[str, Any]:
         "config": name, "source": source, "weights": weights, "grad_checkpointing": ckpt, "built_by": built_by,
         "num_parameters": model.num_parameters(), "arch": arch.to_dict(),
         "attn_implementation": model.config._attn_implementation, "threads": torch.get_num_threads(),
-        "baseline_rss": base_rss, "after_build_rss": built_rss, "peak_rss": _common.peak_rss_bytes(),
+        "baseline_rss": base_rss, "after_build_rss": built_rss, "peak_rss": peak_rss_bytes(),
         "peak_rss_after_each_step": peaks, "live_peak": None if live_peak is None else live_peak - base_in_use,
         "step_seconds": seconds,
     }

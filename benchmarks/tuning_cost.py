@@ -37,6 +37,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import _common  # noqa: E402
 
+from llmcycle.estimate.measure import peak_rss_bytes, rss_bytes  # noqa: E402
+
 MODEL = "google/flan-t5-base"
 BATCH, INPUT_LEN, OUTPUT_LEN = 8, 384, 64
 METHODS = {
@@ -60,7 +62,7 @@ def run_child(name: str, steps: int) -> dict[str, Any]:
 
     method, ckpt = name.removesuffix("+ckpt"), name.endswith("+ckpt")
     torch.manual_seed(0)
-    baseline = _common.rss_bytes()
+    baseline = rss_bytes()
     loaded = load_model(MODEL, weights="random")
     prepared = apply_method(loaded, TuneConfig.from_dict(METHODS[method]))
     model = prepared.model if hasattr(prepared, "model") and prepared.model is not None else loaded.model
@@ -83,7 +85,7 @@ def run_child(name: str, steps: int) -> dict[str, Any]:
         opt.step()
         opt.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - t0)
-    peak = _common.peak_rss_bytes() - baseline
+    peak = peak_rss_bytes() - baseline
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp)
         saved = _dir_mb(Path(tmp))

@@ -156,36 +156,13 @@ PEAK_FAMILIES = {
 }
 
 
-def _malloc_in_use():
-    """glibc's bytes in use (heap + mmapped chunks), or None where mallinfo2 is missing."""
-    import ctypes
-
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                   "fsmblks", "uordblks", "fordblks", "keepcost")]
-    try:
-        fn = ctypes.CDLL("libc.so.6").mallinfo2
-    except (OSError, AttributeError):
-        return None
-    fn.restype = MallInfo2
-    return lambda: fn().uordblks + fn().hblkhd
-
-
 def _peak_of_a_step(model, batch: dict, in_use) -> int:
     """Peak bytes in use above the start of a training step (after a warm-up step)."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Peak(TorchDispatchMode):
-        peak = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            self.peak = max(self.peak, in_use())
-            return out
+    from llmcycle.estimate.measure import peak_in_use
 
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     for step in range(2):
-        start, tracker = in_use(), Peak()
+        start, tracker = in_use(), peak_in_use(in_use)
         with tracker:
             model(**batch).loss.backward()
         opt.step()
@@ -200,7 +177,9 @@ def test_training_step_peak_matches_live_memory(name, ckpt):
     """What a step adds above weights and optimizer states: activations, gradients, transients, in order."""
     from llmcycle.estimate import estimate_memory
 
-    in_use = _malloc_in_use()
+    from llmcycle.estimate.measure import malloc_in_use_fn
+
+    in_use = malloc_in_use_fn()
     if in_use is None:
         pytest.skip("needs glibc's mallinfo2")
     torch.manual_seed(0)
