@@ -179,8 +179,8 @@ def evaluate_cmd(
     """Evaluate and compare models: predictions, metrics with CIs, improvements, report (Markdown + HTML)."""
     from llmcycle.data import load_data
     from llmcycle.evaluation.evaluate import EvaluateConfig, evaluate_models
-    from llmcycle.lifecycle.report import render_html
-    from llmcycle.lifecycle.rundir import RunDir, atomic_write_text
+    from llmcycle.lifecycle.report import write_report
+    from llmcycle.lifecycle.rundir import RunDir
 
     cfg = EvaluateConfig.from_dict({
         "models": models, "baseline": baseline, "template": template, "batch_size": batch_size,
@@ -190,8 +190,7 @@ def evaluate_cmd(
     run = RunDir.create(runs_dir, "evaluate")
     result = evaluate_models(cfg, rows, run.file("evaluate"), progress=lambda m: console.print(f"  {m}"))
     text = f"# llmcycle evaluate\n\n- data: `{data}`, split `{split}`, {len(rows)} examples\n\n{result.section}"
-    atomic_write_text(run.file("report.md"), text)
-    atomic_write_text(run.file("report.html"), render_html(text, run.path, title="llmcycle evaluate"))
+    write_report(run.path, text, "llmcycle evaluate")
     shown = [(r.model, r.metric, f"{r.value:.4f}",
               f"[{r.ci_low:.4f}, {r.ci_high:.4f}]" if r.ci_low is not None else "",
               f"{r.delta_points:+.2f}" if r.delta_points is not None else "",
@@ -220,8 +219,8 @@ def prompt_lab_cmd(
 ) -> None:
     """Prompt engineering as an experiment: templates x shots x generation settings, scored with ROUGE."""
     from llmcycle.data import load_data
-    from llmcycle.lifecycle.report import render_html
-    from llmcycle.lifecycle.rundir import RunDir, atomic_write_text
+    from llmcycle.lifecycle.report import write_report
+    from llmcycle.lifecycle.rundir import RunDir
     from llmcycle.models import load_model
     from llmcycle.prompts.lab import PromptLabConfig, lab_section, parse_setting, run_prompt_lab
 
@@ -244,8 +243,7 @@ def prompt_lab_cmd(
                            progress=lambda m: console.print(f"  {m}", highlight=False))
     text = f"# llmcycle prompt lab: `{model}` on `{data}` ({split})\n\n" + lab_section(
         cells, ds[split], cfg, run.file("prompt-lab"), "prompt-lab")
-    atomic_write_text(run.file("report.md"), text)
-    atomic_write_text(run.file("report.html"), render_html(text, run.path, title="llmcycle prompt lab"))
+    write_report(run.path, text, "llmcycle prompt lab")
     rows = [(c.template, c.shots, c.generation, f"{c.rouge['rouge1']:.4f}", f"{c.rouge['rougeL']:.4f}",
              c.n_dropped_shots, c.n_truncated) for c in sorted(cells, key=lambda c: -c.rouge["rouge1"])]
     console.print(table("prompt lab (ranked by ROUGE-1)", rows,

@@ -28,8 +28,8 @@ def tune_cmd(
     """Fine-tune, with exact resume, and write the model or adapter, metrics, loss curve and report."""
     from llmcycle.data import load_data
     from llmcycle.lifecycle.recipe import apply_overrides
-    from llmcycle.lifecycle.report import render_html
-    from llmcycle.lifecycle.rundir import RunDir, atomic_write_text
+    from llmcycle.lifecycle.report import write_report
+    from llmcycle.lifecycle.rundir import RunDir
     from llmcycle.models import load_model
     from llmcycle.tuning import TuneConfig, train
     from llmcycle.tuning.report import tune_section
@@ -55,8 +55,7 @@ def tune_cmd(
         run = RunDir.create(runs_dir, "tune")
     result = train(loaded, ds, cfg, run.file("tune"))
     text = f"# llmcycle tune\n\n- data: `{data}`\n\n" + tune_section(result, model, run.file("tune"), "tune")
-    atomic_write_text(run.file("report.md"), text)
-    atomic_write_text(run.file("report.html"), render_html(text, run.path, title="llmcycle tune"))
+    write_report(run.path, text, "llmcycle tune")
     console.print(table(f"{method} on {model}", [
         ("trainable", f"{result.trainable:,} / {result.total:,} ({result.pct:.2f}%)"), ("steps", result.steps),
         ("seconds", f"{result.seconds:.1f}"), ("saved", result.model_dir)], ("", "value")))

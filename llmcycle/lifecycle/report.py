@@ -57,6 +57,15 @@ def render_html(markdown_text: str, base_dir: str | Path, title: str = "llmcycle
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
 
 
+def write_report(run_dir: str | Path, markdown_text: str, title: str) -> Path:
+    """Write ``report.md`` and the self-contained ``report.html`` beside it (atomically); returns the .md path."""
+    from llmcycle.lifecycle.rundir import atomic_write_text
+
+    run_dir = Path(run_dir)
+    atomic_write_text(run_dir / "report.html", render_html(markdown_text, run_dir, title=title))
+    return atomic_write_text(run_dir / "report.md", markdown_text)
+
+
 def md_table(headers: list[str], rows: list[list[object]]) -> str:
     """A GitHub-flavoured Markdown table (pipes and newlines in cells escaped)."""
     esc = [[str(c).replace("|", "\\|").replace("\n", " ") for c in r] for r in rows]

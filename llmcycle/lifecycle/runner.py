@@ -139,8 +139,6 @@ def write_report(run: RunDir, recipe: Recipe) -> Path:
             parts.append(section.read_text(encoding="utf-8"))
         else:
             parts.append(f"## {kind}\n\n(not run)\n")
-    from llmcycle.lifecycle.report import render_html
+    from llmcycle.lifecycle.report import write_report as write_files
 
-    text = "\n".join(parts)
-    atomic_write_text(run.file("report.html"), render_html(text, run.path, title=f"llmcycle: {recipe.name}"))
-    return atomic_write_text(run.file("report.md"), text)
+    return write_files(run.path, "\n".join(parts), title=f"llmcycle: {recipe.name}")
