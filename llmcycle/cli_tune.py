@@ -22,14 +22,14 @@ def tune_cmd(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Any TuneConfig field: --set lora.r=32 "
                                              "--set warmup_ratio=0.1 (see `llmcycle reference`)."),
     n: Optional[int] = typer.Option(None, help="Seeded subsample of n rows per split."),
-    run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Resume this tune run directory."),
+    run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Resume this tune run directory, or create it "
+                                          "(needed under `accelerate launch`, so every process shares one)."),
     runs_dir: str = typer.Option("runs", help="Where new run directories go."),
 ) -> None:
     """Fine-tune, with exact resume, and write the model or adapter, metrics, loss curve and report."""
     from llmcycle.data import load_data
     from llmcycle.lifecycle.recipe import apply_overrides
     from llmcycle.lifecycle.report import write_report
-    from llmcycle.lifecycle.rundir import RunDir
     from llmcycle.models import load_model
     from llmcycle.tuning import TuneConfig, train
     from llmcycle.tuning.report import tune_section
@@ -43,20 +43,36 @@ def tune_cmd(
     cfg = TuneConfig.from_dict(apply_overrides(fields, list(set_ or [])), where="tune")
     ds = load_data(data, n=n)
     loaded = load_model(model)
-    if run_dir:
-        from pathlib import Path
-
-        run = RunDir(Path(run_dir))
-        if not run.file("tune").is_dir():
-            from llmcycle.errors import LLMCycleError
-
-            raise LLMCycleError(f"--run-dir {run_dir}: not a tune run directory (no tune/ folder)")
-    else:
-        run = RunDir.create(runs_dir, "tune")
+    run = _run_dir(run_dir, runs_dir)
     result = train(loaded, ds, cfg, run.file("tune"))
+    from llmcycle.tuning.train import is_main_process
+
+    if not is_main_process():
+        return
     text = f"# llmcycle tune\n\n- data: `{data}`\n\n" + tune_section(result, model, run.file("tune"), "tune")
     write_report(run.path, text, "llmcycle tune")
     console.print(table(f"{method} on {model}", [
         ("trainable", f"{result.trainable:,} / {result.total:,} ({result.pct:.2f}%)"), ("steps", result.steps),
         ("seconds", f"{result.seconds:.1f}"), ("saved", result.model_dir)], ("", "value")))
     console.print(f"[green]done[/green]: {run.path}/report.html  (resume with --run-dir {run.path})")
+
+
+def _run_dir(run_dir: str | None, runs_dir: str) -> Any:
+    """The run directory: ``--run-dir`` (resumed, or created when missing) or a new one under ``runs_dir``."""
+    import os
+    from pathlib import Path
+
+    from llmcycle.errors import LLMCycleError
+    from llmcycle.lifecycle.rundir import RunDir
+
+    if run_dir is None:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise LLMCycleError("--run-dir: under `accelerate launch` every process must write to the same run; "
+                                "pass --run-dir runs/NAME (it is created when missing)")
+        return RunDir.create(runs_dir, "tune")
+    path = Path(run_dir)
+    if path.exists() and not (path / "tune").is_dir() and any(path.iterdir()):
+        raise LLMCycleError(f"--run-dir {run_dir}: exists and is not a tune run directory (no tune/ folder); "
+                            "pass a new folder or an earlier tune run")
+    (path / "tune").mkdir(parents=True, exist_ok=True)
+    return RunDir(path)

@@ -113,6 +113,8 @@ def _mark_complete_callback() -> Any:
 
     class MarkComplete(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:
+                return
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir():
                 atomic_write_json(folder / COMPLETE, {"step": state.global_step})
@@ -134,19 +136,35 @@ def last_checkpoint(folder: Path) -> str | None:
     return None
 
 
+def is_main_process() -> bool:
+    """True in a single process, and in rank 0 of an ``accelerate launch`` / ``torchrun`` job."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _check_same_run(out: Path, cfg: TuneConfig, resume: bool) -> None:
-    """A run directory resumes only with the config it started with; ``resume=False`` starts over."""
+    """A run directory resumes only with the config it started with; ``resume=False`` starts over.
+
+    Every process checks; only the main one deletes or writes."""
     saved = out / "tune_config.json"
     mine = cfg.model_dump(mode="json")
     if not resume:
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    elif saved.is_file() and (out / "checkpoints").is_dir():
+        if is_main_process():
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        return _write_config(saved, mine)
+    if saved.is_file() and (out / "checkpoints").is_dir():
         old = json.loads(saved.read_text(encoding="utf-8"))
         diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
         if diff:
             raise ConfigError(f"{', '.join(diff)}: {out} holds checkpoints of a run with other values; use a new "
                               "out_dir, the same config, or resume=False to start over")
-    atomic_write_json(saved, mine)
+    _write_config(saved, mine)
+
+
+def _write_config(path: Path, data: dict[str, Any]) -> None:
+    if is_main_process():
+        atomic_write_json(path, data)
 
 
 def _optimizer(model: Any, cfg: TuneConfig, prepared: Prepared, decay_names: Sequence[str]) -> Any:
@@ -274,11 +292,15 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
         metrics["train_loss"] = train_loss[-1][1]
     model.eval()
     loaded.model = model
-    model_dir = _save_final(model, tok, out / "model")
+    model_dir = out / "model"
+    if trainer.is_world_process_zero():  # under DDP every process holds the same weights; one writes them
+        _save_final(model, tok, model_dir)
     result = TuneResult(cfg.method, prepared.trainable, prepared.total, round(prepared.pct, 6),
                         trainer.state.global_step, train_loss, eval_loss, metrics, str(model_dir),
                         round(time.perf_counter() - start, 3), report.to_dict(), last, prepared.new_modules, loaded)
-    _write_outputs(out, result, cfg)
+    if trainer.is_world_process_zero():
+        _write_outputs(out, result, cfg)
+    trainer.accelerator.wait_for_everyone()
     return result
 
 
