@@ -57,6 +57,27 @@ def tune_cmd(
     console.print(f"[green]done[/green]: {run.path}/report.html  (resume with --run-dir {run.path})")
 
 
+@app.command("tune-compare")
+def tune_compare_cmd(
+    runs: List[str] = typer.Argument(..., help="Tune run directories (from `llmcycle tune`) or their tune/ folders."),
+    out: Optional[str] = typer.Option(None, help="Folder for report.md / report.html (default: a new run dir)."),
+    runs_dir: str = typer.Option("runs", help="Where the new run directory goes when --out is not given."),
+) -> None:
+    """Compare fine-tuning runs side by side: trainable share, time, losses, saved size, loss curves."""
+    from pathlib import Path
+
+    from llmcycle.lifecycle.report import write_report
+    from llmcycle.lifecycle.rundir import RunDir
+    from llmcycle.tuning.report import load_tune_runs, methods_section
+
+    loaded = load_tune_runs([Path(r) for r in runs])
+    folder = Path(out) if out else RunDir.create(runs_dir, "tune-compare").path
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "# llmcycle tune-compare\n\n" + methods_section(loaded, folder)
+    write_report(folder, text, "llmcycle tune-compare")
+    console.print(f"[green]done[/green]: {folder}/report.html")
+
+
 def _run_dir(run_dir: str | None, runs_dir: str) -> Any:
     """The run directory: ``--run-dir`` (resumed, or created when missing) or a new one under ``runs_dir``."""
     import os

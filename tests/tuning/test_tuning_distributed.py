@@ -75,3 +75,22 @@ def test_tune_cli_creates_a_missing_run_dir_but_never_reuses_a_foreign_folder(mo
                            "--batch-size", "2", "--method", "full", "--run-dir", str(tmp_path / "new"))
     assert code == 0, err
     assert (tmp_path / "new" / "tune" / "model").is_dir() and (tmp_path / "new" / "report.html").is_file()
+
+
+def test_tune_compare_puts_methods_side_by_side(monkeypatch, capsys, tmp_path):
+    for method in ("full", "lora"):
+        code, _, err = run_cli(monkeypatch, capsys, "tune", "builtin:tiny-t5", "--method", method, "--max-steps", "2",
+                               "--n", "8", "--batch-size", "4", "--run-dir", str(tmp_path / method))
+        assert code == 0, err
+    code, out, err = run_cli(monkeypatch, capsys, "tune-compare", str(tmp_path / "full"), str(tmp_path / "lora"),
+                             "--out", str(tmp_path / "cmp"))
+    assert code == 0, err
+    md = (tmp_path / "cmp" / "report.md").read_text()
+    full_row = next(line for line in md.splitlines() if line.startswith("| full"))
+    lora_row = next(line for line in md.splitlines() if line.startswith("| lora"))
+    assert "| 100.00 |" in full_row and "| 100.0% |" in full_row  # full trains everything; its size is the yardstick
+    pct = float(lora_row.split("|")[3])
+    assert 0 < pct < 100
+    assert (tmp_path / "cmp" / "methods_loss.png").is_file() and (tmp_path / "cmp" / "report.html").is_file()
+    code, _, err = run_cli(monkeypatch, capsys, "tune-compare", str(tmp_path / "cmp"))
+    assert code == 1 and "no tune_result.json" in " ".join(err.split())
