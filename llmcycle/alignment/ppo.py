@@ -1,0 +1,489 @@
+"""PPO with a KL penalty for seq2seq and decoder-only policies, full or LoRA: ours, not TRL's.
+
+TRL 1.x no longer ships PPO (it moved to ``trl.experimental`` and was then removed), and its
+rewrite could not run an encoder-decoder policy, so this module implements it directly, after
+Ziegler et al. (2019) and Stiennon et al. (2020), the algorithm of TRL's former ``PPOTrainer``:
+
+1. **Rollout**: sample a response for each of ``batch_size`` prompts with the policy (the
+   generation engine's seeded sampler: rollouts depend on ``(seed, step)`` only). Responses end at
+   the end token; everything after it is padding, masked everywhere.
+2. **Score**: per response token, the logprob under the policy (the "old" policy of this step) and
+   under the frozen reference, the value (a linear ``ValueHead`` on the last decoder hidden state)
+   and the entropy; the reward callable scores each (prompt, response) text.
+3. **Rewards**: ``-beta * KL_t`` on every token, with a non-negative per-token KL estimator
+   (default k3: ``exp(r) - 1 - r``, ``r = ref_logp - logp``; see ``ppo_ops.kl_penalty``), plus the
+   (optionally normalised) score on the last token. The reported KL is the per-sequence sum,
+   averaged over rollouts: exactly 0 while policy and reference agree.
+4. **GAE** (gamma, lambda) gives advantages and returns; advantages are whitened over the batch.
+5. **Update**: ``ppo_epochs`` passes over the batch in shuffled mini-batches of
+   ``mini_batch_size``: clipped policy loss + ``vf_coef`` x clipped value loss, AdamW, gradients
+   clipped to ``max_grad_norm``.
+6. **KL controller**: beta fixed, or adapted towards ``kl.target`` (Ziegler's proportional rule).
+
+The reference is the policy as it was at the start: for ``method: lora`` the same model with its
+adapter disabled (``with model.disable_adapter():``; no second copy in memory), for ``full`` a
+frozen deep copy. Dropout is off throughout (the model stays in eval mode): with dropout, the
+logprobs of the old and the new policy would differ by noise and so would the ratio and the KL.
+
+``train_ppo`` writes into its run folder ``ppo_log.json`` (one record per step), ``reward.png``,
+``kl.png``, ``ppo_result.json``, ``checkpoints/step-N/`` and, at the end, ``model/`` (the policy or
+its adapter, the tokenizer and ``value_head.pt``). Started again on the same folder it resumes from
+the newest complete checkpoint; on a deterministic CPU the resumed run ends with exactly the weights
+of an uninterrupted one (prompt order, sampling and mini-batch order derive from ``(seed, step)``;
+optimizer, controller, normaliser and RNG states are restored).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from llmcycle.alignment.ppo_checkpoint import last_checkpoint, load_checkpoint, save_checkpoint, save_policy
+from llmcycle.alignment.ppo_config import PPOConfig
+from llmcycle.alignment.ppo_model import Batch, ValueHead, hidden_size, make_batch, score
+from llmcycle.alignment.ppo_monitor import RewardHackingMonitor
+from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, gae, kl_penalty, masked_mean, policy_loss,
+                                        token_rewards, value_loss, whiten)
+from llmcycle.errors import ConfigError, LLMCycleError
+from llmcycle.lifecycle.rundir import atomic_write_json
+
+log = logging.getLogger("llmcycle")
+
+RewardFn = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from any parts (a hash: different parts never share a stream)."""
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> list[int]:
+    """Prompt indices of ``step`` (1-based): consecutive slices of seeded permutations, one per pass.
+
+    A function of its arguments alone, so a resumed run draws the same prompts as an uninterrupted one.
+    """
+    start = (step - 1) * batch_size
+    out: list[int] = []
+    while len(out) < batch_size:
+        epoch, offset = divmod(start + len(out), n)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, "prompts", epoch)))
+        out.extend(perm[offset:offset + batch_size - len(out)].tolist())
+    return out
+
+
+@dataclass
+class Rollouts:
+    """One step's rollouts and everything PPO computes from them; (B, T) tensors over response tokens."""
+
+    prompts: list[str]
+    responses: list[str]
+    batch: Batch
+    scores: torch.Tensor  # (B,) raw rewards
+    logp: torch.Tensor  # old policy
+    ref_logp: torch.Tensor
+    values: torch.Tensor
+    entropy: torch.Tensor
+    kl: torch.Tensor  # per-token KL estimate, 0 on padding
+    advantages: torch.Tensor | None = None
+    returns: torch.Tensor | None = None
+
+
+class PPOTrainer:
+    """The policy, its value head, the reference, the optimizer and the KL controller of one run.
+
+    ``PPOTrainer(loaded, cfg, reward_fn)`` prepares ``loaded.model`` for ``cfg.method`` (it becomes a
+    ``PeftModel`` for LoRA) and ``step(prompts, step)`` runs one PPO step. ``train_ppo`` drives it.
+    """
+
+    def __init__(self, loaded: Any, cfg: PPOConfig, reward_fn: RewardFn, normalizer: Any | None = None):
+        from llmcycle.generation.engine import input_limit
+        from llmcycle.tuning.adapters import is_peft
+        from llmcycle.tuning.methods import apply_method
+
+        if loaded.kind not in ("seq2seq", "causal"):
+            raise LLMCycleError(f"{loaded.source} is a {loaded.kind} model; PPO needs a seq2seq or causal policy")
+        if is_peft(loaded.model):
+            raise LLMCycleError(f"{loaded.source} already carries an adapter; merge it first "
+                                "(llmcycle.tuning.adapters.merge_adapter) so PPO's reference is well defined")
+        _ensure_pad_token(loaded.tokenizer)
+        self.cfg, self.loaded, self.kind, self.reward_fn = cfg, loaded, loaded.kind, reward_fn
+        self.reward_name = str(getattr(reward_fn, "name", getattr(reward_fn, "__name__", type(reward_fn).__name__)))
+        self.fingerprint = weights_fingerprint(loaded.model)
+        self.ref_model = None
+        if cfg.method == "full":  # the reference: a frozen copy of the policy as it starts
+            self.ref_model = copy.deepcopy(loaded.model).eval().requires_grad_(False)
+        prepared = apply_method(loaded, cfg.tune_config())
+        loaded.model = prepared.model
+        self.trainable, self.total = prepared.trainable, prepared.total
+        self.device = next(loaded.model.parameters()).device
+        with torch.random.fork_rng(devices=[]):
+            self.value_head = ValueHead(hidden_size(loaded.model)).to(self.device)
+        params = [p for p in loaded.model.parameters() if p.requires_grad] + list(self.value_head.parameters())
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
+        self.kl_ctl = KLController(cfg.kl.init_coef, cfg.kl.mode, cfg.kl.target, cfg.kl.horizon)
+        self.normalizer = normalizer if normalizer is not None else (RunningMoments() if cfg.normalize_rewards
+                                                                      else None)
+        self.query_limit = input_limit(loaded, cfg.generation.settings(), cfg.generation.max_query_tokens)
+        self.temperature = cfg.generation.temperature if cfg.generation.do_sample else 1.0
+
+    @property
+    def model(self) -> Any:
+        return self.loaded.model
+
+    # ---- generation and scoring -----------------------------------------------------------------
+
+    def generate(self, prompts: Sequence[str], *, seed: int = 0, greedy: bool = False
+                 ) -> tuple[list[str], list[list[int]]]:
+        """Responses (texts and token ids, end token included) from the policy, through the engine."""
+        from llmcycle.generation.engine import generate_detailed
+
+        self.model.eval()
+        settings = self.cfg.generation.settings(seed=seed, greedy=greedy)
+        results = generate_detailed(self.loaded, list(prompts), settings, batch_size=max(len(prompts), 1),
+                                    max_input_tokens=self.query_limit, truncate=True)
+        ids = [list(r.outputs[0].token_ids) or [self.loaded.tokenizer.pad_token_id] for r in results]
+        return [r.text for r in results], ids
+
+    def batch(self, prompts: Sequence[str], responses: Sequence[Sequence[int]]) -> Batch:
+        return make_batch(self.loaded.tokenizer, self.kind, prompts, responses, self.query_limit, self.device)
+
+    def reference_logp(self, b: Batch, temperature: float) -> torch.Tensor:
+        """Logprobs of the response tokens under the frozen reference, (B, T)."""
+        with torch.no_grad():
+            if self.ref_model is None:  # LoRA: the same weights, adapter switched off
+                with self.model.disable_adapter():
+                    return score(self.model, self.kind, b, temperature=temperature).logp
+            return score(self.ref_model, self.kind, b, temperature=temperature).logp
+
+    def sequence_kl(self, prompts: Sequence[str], responses: Sequence[Sequence[int]], temperature: float) -> float:
+        """Mean over rollouts of the summed per-token KL estimate between policy and reference."""
+        b = self.batch(prompts, responses)
+        with torch.no_grad():
+            logp = score(self.model, self.kind, b, temperature=temperature).logp
+        kl = kl_penalty(logp, self.reference_logp(b, temperature), self.cfg.kl.estimator) * b.response_mask
+        return float(kl.sum(1).mean())
+
+    def rewards(self, prompts: list[str], responses: list[str]) -> list[float]:
+        """The reward callable's scores, checked: one finite number per response."""
+        raw = self.reward_fn(prompts, responses)
+        scores = [float(s) for s in raw]
+        if len(scores) != len(responses):
+            raise LLMCycleError(f"reward {self.reward_name!r} returned {len(scores)} scores for "
+                                f"{len(responses)} responses; return one per response, in order")
+        bad = [i for i, s in enumerate(scores) if not math.isfinite(s)]
+        if bad:
+            raise LLMCycleError(f"reward {self.reward_name!r} returned a non-finite score ({scores[bad[0]]}) for "
+                                f"response {bad[0]}: {responses[bad[0]]!r}")
+        return scores
+
+    # ---- one PPO step ---------------------------------------------------------------------------
+
+    def rollout(self, prompts: list[str], step: int) -> Rollouts:
+        """Sample, score and reward one batch; advantages not yet computed."""
+        texts, ids = self.generate(prompts, seed=derive_seed(self.cfg.seed, "rollout", step) % (2**62))
+        b = self.batch(prompts, ids)
+        with torch.no_grad():
+            s = score(self.model, self.kind, b, temperature=self.temperature, value_head=self.value_head,
+                      entropy=True)
+        ref = self.reference_logp(b, self.temperature)
+        kl = kl_penalty(s.logp, ref, self.cfg.kl.estimator) * b.response_mask
+        scores = torch.tensor(self.rewards(prompts, texts), dtype=torch.float32, device=self.device)
+        return Rollouts(prompts, texts, b, scores, s.logp, ref, s.values * b.response_mask, s.entropy, kl)
+
+    def advantages(self, ro: Rollouts) -> None:
+        """Per-token rewards (KL penalty + score at the end), GAE, whitening: fills ``ro``."""
+        scores = ro.scores
+        if self.normalizer is not None:
+            normalized = self.normalizer.normalize(scores.tolist())  # folds the batch in first, then scales
+            scores = torch.tensor(normalized, dtype=torch.float32, device=self.device)
+        mask = ro.batch.response_mask
+        rewards = token_rewards(scores, ro.kl, mask, self.kl_ctl.coef)
+        adv, ret = gae(rewards, ro.values, mask, self.cfg.gamma, self.cfg.lam)
+        ro.advantages = whiten(adv, mask) if self.cfg.whiten_advantages else adv
+        ro.returns = ret
+
+    def update(self, ro: Rollouts, step: int) -> dict[str, float]:
+        """``ppo_epochs`` passes of clipped-loss mini-batch updates; mean statistics over mini-batches."""
+        cfg, n = self.cfg, len(ro.prompts)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        totals: dict[str, float] = {}
+        count = 0
+        for epoch in range(cfg.ppo_epochs):
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(cfg.seed, "mb", step,
+                                                                                          epoch)))
+            for start in range(0, n, cfg.mini_batch_size):
+                rows = order[start:start + cfg.mini_batch_size].to(self.device)
+                stats = self._minibatch(ro, rows, params)
+                for k, v in stats.items():
+                    totals[k] = totals.get(k, 0.0) + v
+                count += 1
+        return {k: v / max(count, 1) for k, v in totals.items()}
+
+    def _minibatch(self, ro: Rollouts, rows: torch.Tensor, params: list[torch.Tensor]) -> dict[str, float]:
+        cfg = self.cfg
+        b = ro.batch.select(rows)
+        mask = b.response_mask
+        s = score(self.model, self.kind, b, temperature=self.temperature, value_head=self.value_head)
+        pg, stats = policy_loss(s.logp, ro.logp[rows], ro.advantages[rows], mask, cfg.cliprange)
+        vf = value_loss(s.values, ro.values[rows], ro.returns[rows], mask, cfg.cliprange_value)
+        loss = pg + cfg.vf_coef * vf
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm else math.inf)
+        self.optimizer.step()
+        return {"policy_loss": float(pg.detach()), "value_loss": float(vf.detach()), "grad_norm": float(grad_norm),
+                **stats}
+
+    def step(self, prompts: list[str], step: int) -> dict[str, Any]:
+        """One PPO step on ``prompts``; returns its log record (``stopped`` set when ``kl_stop`` fired)."""
+        t0 = time.perf_counter()
+        ro = self.rollout(prompts, step)
+        mask = ro.batch.response_mask
+        seq_kl = float(ro.kl.sum(1).mean())
+        record: dict[str, Any] = {
+            "step": step, "reward_mean": float(ro.scores.mean()),
+            "reward_std": float(ro.scores.std()) if len(ro.prompts) > 1 else 0.0,
+            "kl": seq_kl, "kl_coef": self.kl_ctl.coef, "entropy": float(masked_mean(ro.entropy, mask)),
+            "response_len": float(mask.sum(1).float().mean()),
+        }
+        if self.cfg.kl_stop is not None and seq_kl > self.cfg.kl_stop:
+            log.warning("step %d: KL %.3f exceeds kl_stop=%s; stopping before updating on it", step, seq_kl,
+                        self.cfg.kl_stop)
+            record["stopped"] = "kl_stop"
+        else:
+            self.advantages(ro)
+            record.update(self.update(ro, step))
+            record["non_score_reward"] = float((-self.kl_ctl.coef * ro.kl).sum(1).mean())
+            self.kl_ctl.update(seq_kl, len(ro.prompts))
+        record["sample"] = ro.responses[0]
+        record["seconds"] = round(time.perf_counter() - t0, 4)
+        return record
+
+    # ---- state for checkpoints ------------------------------------------------------------------
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The policy's trainable tensors by name (all weights for full, adapter weights for LoRA)."""
+        return {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def load_trainable_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        params = dict(self.model.named_parameters())
+        missing = [n for n, p in params.items() if p.requires_grad and n not in state]
+        if missing or any(n not in params for n in state):
+            raise LLMCycleError(f"checkpoint does not fit this policy (missing {missing[:3]}, unexpected "
+                                f"{[n for n in state if n not in params][:3]}); was it written by another model?")
+        with torch.no_grad():
+            for n, t in state.items():
+                params[n].copy_(t)
+
+    def state_dict(self) -> dict[str, Any]:
+        norm = self.normalizer.state_dict() if hasattr(self.normalizer, "state_dict") else None
+        return {"kl_controller": self.kl_ctl.state_dict(), "normalizer": norm, "fingerprint": self.fingerprint}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.kl_ctl.load_state_dict(state["kl_controller"])
+        if state.get("normalizer") is not None and hasattr(self.normalizer, "load_state_dict"):
+            self.normalizer.load_state_dict(state["normalizer"])
+
+
+def weights_fingerprint(model: Any) -> str:
+    """A hash of every parameter and buffer: tells whether a resumed run got the policy it started with."""
+    h = hashlib.blake2b(digest_size=16)
+    with torch.no_grad():
+        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+            h.update(name.encode())
+            h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _ensure_pad_token(tok: Any) -> None:
+    if tok.pad_token_id is None:
+        if tok.eos_token is None:
+            raise LLMCycleError("the tokenizer has neither a pad nor an end token; batching rollouts needs one")
+        tok.pad_token = tok.eos_token
+
+
+# ---- the run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class PPOResult:
+    """What a run did; ``to_dict`` is what ``ppo_result.json`` holds."""
+
+    steps: int  # last step done
+    log: list[dict[str, Any]]
+    final_kl: float | None
+    kl_coef: float
+    stopped: str | None  # None, "kl_stop" or "monitor"
+    monitor: list[dict[str, Any]]  # the baseline (step 0) and every later check
+    paths: dict[str, str]
+    method: str
+    trainable: int
+    total: int
+    seconds: float
+    resumed_from: str | None = None
+    loaded: Any = field(default=None, repr=False)  # the trained policy (a LoadedModel; not serialised)
+    trainer: Any = field(default=None, repr=False)  # the PPOTrainer (value head, reference; not serialised)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("steps", "final_kl", "kl_coef", "stopped", "monitor", "paths",
+                                              "method", "trainable", "total", "seconds", "resumed_from")}
+
+
+def _check_inputs(prompts: Sequence[str], references: Sequence[Any] | None, name: str) -> list[str]:
+    if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
+        raise LLMCycleError(f"{name}: expected a list of strings")
+    if not prompts:
+        raise LLMCycleError(f"{name}: is empty; PPO needs at least one prompt")
+    if references is not None and len(references) != len(prompts):
+        raise LLMCycleError(f"{name}: {len(prompts)} prompts but {len(references)} references; pass one per prompt")
+    return list(prompts)
+
+
+def _check_same_run(out: Path, cfg: PPOConfig, prompts: list[str], resume: bool) -> None:
+    """A run folder resumes only with the config and prompts it started with; ``resume=False`` starts over."""
+    saved = out / "ppo_config.json"
+    mine = {"config": cfg.resume_key(), "prompts": hashlib.sha256("\x00".join(prompts).encode()).hexdigest()}
+    if not resume:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    elif saved.is_file() and (out / "checkpoints").is_dir():
+        old = json.loads(saved.read_text(encoding="utf-8"))
+        diff = sorted(k for k in set(old["config"]) | set(mine["config"])
+                      if old["config"].get(k) != mine["config"].get(k))
+        if diff:
+            raise ConfigError(f"{', '.join(diff)}: {out} holds checkpoints of a PPO run with other values; use a "
+                              "new out_dir, the same config, or resume=False to start over")
+        if old["prompts"] != mine["prompts"]:
+            raise LLMCycleError(f"{out} holds checkpoints of a PPO run on other prompts; use a new out_dir or "
+                                "resume=False")
+    atomic_write_json(saved, mine | {"full_config": cfg.model_dump(mode="json")})
+
+
+def _eta(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def train_ppo(loaded: Any, prompts: Sequence[str], reward_fn: RewardFn, cfg: PPOConfig | Mapping[str, Any],
+              out_dir: str | Path, *, references: Sequence[Any] | None = None,
+              eval_prompts: Sequence[str] | None = None, eval_references: Sequence[Any] | None = None,
+              normalizer: Any | None = None, resume: bool = True,
+              on_step: Callable[[dict[str, Any]], None] | None = None) -> PPOResult:
+    """Align ``loaded`` (a ``LoadedModel``, trained in place) to ``reward_fn`` with PPO; see the module doc.
+
+    Args:
+        loaded: the policy from ``llmcycle.models.load_model`` (seq2seq or causal), as it is at the start
+            of the run (also when resuming: it becomes the reference).
+        prompts: the query prompts; each step takes ``batch_size`` of them in a seeded order.
+        reward_fn: any callable ``(prompts, responses) -> list[float]`` (higher is better), e.g. a
+            ``llmcycle.alignment.rewards`` source.
+        cfg: a ``PPOConfig`` or its fields as a mapping (errors name the field).
+        out_dir: the run folder (resumed when it holds checkpoints).
+        references: references per prompt (only used by the monitor when there are no eval prompts).
+        eval_prompts, eval_references: the monitor's held-out prompts and their references.
+        normalizer: optional reward normaliser such as ``llmcycle.alignment.rewards.RewardNormalizer``
+            (duck-typed: ``normalize(scores)`` folds the batch into its statistics and returns the scaled
+            scores; its ``state_dict`` is checkpointed); default: an internal running mean/std
+            (``ppo_ops.RunningMoments``, same semantics) when ``cfg.normalize_rewards``.
+        resume: continue from the newest complete checkpoint under ``out_dir`` (False: start over). Only
+            ``steps`` and bookkeeping fields (log_every, save_every, keep_checkpoints, save_model) may change
+            between the runs; a run that stopped early (``kl_stop``, monitor) stays stopped.
+        on_step: called with each step's record, after that step's checkpoint (if any) is written.
+    """
+    start = time.perf_counter()
+    cfg = cfg if isinstance(cfg, PPOConfig) else PPOConfig.from_dict(dict(cfg), where="ppo")
+    prompts = _check_inputs(prompts, references, "prompts")
+    if eval_prompts is not None:
+        _check_inputs(eval_prompts, eval_references, "eval_prompts")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_same_run(out, cfg, prompts, resume)
+    trainer = PPOTrainer(loaded, cfg, reward_fn, normalizer)
+    log.info("ppo %s on %s: trainable %s of %s parameters; reward %s", cfg.method, loaded.source,
+             f"{trainer.trainable:,}", f"{trainer.total:,}", trainer.reward_name)
+    monitor = (RewardHackingMonitor.build(cfg.monitor, prompts, references, eval_prompts, eval_references, cfg.seed)
+               if cfg.monitor.every else None)
+    records, monitor_log, done, stopped, resumed = _restore(out, trainer, monitor)
+    if monitor is not None and not monitor_log:
+        monitor_log.append(monitor.evaluate(trainer, 0))
+    t_loop, first = time.perf_counter(), done
+    for step in range(done + 1, cfg.steps + 1):
+        if stopped:
+            break
+        record = trainer.step([prompts[i] for i in batch_indices(len(prompts), cfg.batch_size, step, cfg.seed)],
+                              step)
+        stopped = record.get("stopped")
+        if monitor is not None and step % cfg.monitor.every == 0:
+            check = monitor.evaluate(trainer, step)
+            record["monitor"] = check
+            monitor_log.append(check)
+            if check["warnings"] and cfg.monitor.action == "stop":
+                stopped = record["stopped"] = "monitor"
+        records.append(record)
+        done = step
+        if step % cfg.log_every == 0 or step == cfg.steps or stopped:
+            per_step = (time.perf_counter() - t_loop) / (step - first)
+            log.info("ppo step %d/%d  reward %.4f +- %.4f  kl %.4f  coef %.4f  len %.1f  %.2fs/step  ETA %s",
+                     step, cfg.steps, record["reward_mean"], record["reward_std"], record["kl"], record["kl_coef"],
+                     record["response_len"], per_step, _eta(per_step * (cfg.steps - step)))
+        if step % cfg.save_every == 0 or step == cfg.steps or stopped:
+            save_checkpoint(out / "checkpoints", step, trainer,
+                            {"log": records, "monitor": monitor_log, "stopped": stopped,
+                             "monitor_state": monitor.state_dict() if monitor else None}, cfg.keep_checkpoints)
+        if on_step is not None:
+            on_step(record)
+    trainer.model.eval()
+    result = PPOResult(done, records, records[-1]["kl"] if records else None, trainer.kl_ctl.coef, stopped,
+                       monitor_log, {}, cfg.method, trainer.trainable, trainer.total,
+                       round(time.perf_counter() - start, 3), resumed, loaded, trainer)
+    _write_outputs(out, result, cfg)
+    return result
+
+
+def _restore(out: Path, trainer: PPOTrainer, monitor: RewardHackingMonitor | None
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, str | None, str | None]:
+    """(log, monitor log, last step done, stop reason, checkpoint path) from the newest checkpoint, if any."""
+    ckpt = last_checkpoint(out / "checkpoints")
+    if ckpt is None:
+        return [], [], 0, None, None
+    state = load_checkpoint(ckpt, trainer)
+    if state.get("fingerprint") != trainer.fingerprint:
+        raise LLMCycleError(f"{ckpt}: this run started from other weights; resume with the policy as it was "
+                            "loaded at the start of the run (the reference is built from it)")
+    if monitor is not None and state.get("monitor_state"):
+        monitor.load_state_dict(state["monitor_state"])
+    log.info("ppo: resuming from %s (step %d)%s", ckpt, state["step"],
+             f"; the run had stopped ({state['stopped']})" if state.get("stopped") else "")
+    return state["log"], state.get("monitor") or [], int(state["step"]), state.get("stopped"), str(ckpt)
+
+
+def _write_outputs(out: Path, result: PPOResult, cfg: PPOConfig) -> None:
+    import warnings
+
+    from llmcycle.lifecycle.charts import line_chart
+
+    paths = {"log": str(atomic_write_json(out / "ppo_log.json", result.log))}
+    if result.log:
+        steps = [r["step"] for r in result.log]
+        paths["reward_plot"] = str(line_chart({"reward mean": list(zip(steps, [r["reward_mean"] for r in result.log]))},
+                                              out / "reward.png", title="PPO reward per step", ylabel="reward"))
+        kl = {"KL (sequence, mean)": list(zip(steps, [r["kl"] for r in result.log]))}
+        paths["kl_plot"] = str(line_chart(kl, out / "kl.png", title="KL to the reference per step", ylabel="nats"))
+    if cfg.save_model:
+        with warnings.catch_warnings():  # peft looks for a hub config of builtin: bases; there is none
+            warnings.filterwarnings("ignore", message="Could not find a config file in")
+            paths["model"] = str(save_policy(result.trainer, out / "model"))
+    result.paths = paths
+    atomic_write_json(out / "ppo_result.json", result.to_dict() | {"config": cfg.model_dump(mode="json")})

@@ -1,0 +1,160 @@
+"""``PPOConfig``: every option of a PPO run, documented once (pydantic; unknown fields are errors).
+
+Errors name the dotted field: ``PPOConfig.from_dict({"batch_size": 4, "mini_batch_size": 8},
+where="align")`` raises ``ConfigError("align: mini_batch_size: mini_batch_size (8) must not exceed
+batch_size (4) ...")``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+
+from llmcycle.config import StageConfig
+from llmcycle.tuning.config import LoraOptions
+
+
+def _field_errors(model: str, problems: list[tuple[str, str, Any]]) -> ValidationError:
+    """A ``ValidationError`` with one entry per ``(field, message, value)``, located at that field."""
+    return ValidationError.from_exception_data(model, [
+        InitErrorDetails(type=PydanticCustomError("ppo_config", "{msg}", {"msg": msg}), loc=(field,), input=value)
+        for field, msg, value in problems])
+
+
+class RolloutGeneration(StageConfig):
+    """How rollouts are sampled from the policy (a subset of ``GenerationSettings``, those PPO can score)."""
+
+    do_sample: bool = Field(True, description="Sample responses (true: PPO needs exploration); false: greedy.")
+    temperature: float = Field(1.0, gt=0, description="Softmax temperature when sampling. Logprobs of the policy "
+                               "and the reference are computed from logits / temperature too, so the ratio and "
+                               "the KL refer to the distribution actually sampled from.")
+    top_k: int = Field(0, ge=0, description="Sample among the k most likely tokens only (0: off). Logprobs ignore "
+                       "the truncation (as TRL did): keep it off unless you need it.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass in (0, 1] (1: off); logprobs ignore it.")
+    max_new_tokens: int = Field(16, ge=1, description="Most tokens per response (the end token included).")
+    min_new_tokens: int = Field(0, ge=0, description="Fewest tokens before the end token is allowed.")
+    max_query_tokens: int | None = Field(None, ge=1, description="Prompts longer than this many tokens are cut "
+                                         "(logged); None: the model's input limit.")
+
+    @model_validator(mode="after")
+    def _check(self) -> RolloutGeneration:
+        problems = []
+        if self.min_new_tokens > self.max_new_tokens:
+            msg = f"min_new_tokens ({self.min_new_tokens}) must not exceed max_new_tokens ({self.max_new_tokens})"
+            problems.append(("min_new_tokens", msg, self.min_new_tokens))
+        if not self.do_sample:
+            for name, neutral in (("temperature", 1.0), ("top_k", 0), ("top_p", 1.0)):
+                if getattr(self, name) != neutral:
+                    problems.append((name, f"{name} has no effect without sampling; set do_sample: true",
+                                     getattr(self, name)))
+        if problems:
+            raise _field_errors(type(self).__name__, problems)
+        return self
+
+    def settings(self, seed: int = 0, greedy: bool = False) -> Any:
+        """The ``GenerationSettings`` for the engine (``greedy=True``: the monitor's greedy decoding)."""
+        from llmcycle.generation.settings import GenerationSettings
+
+        kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "min_new_tokens": self.min_new_tokens,
+                              "seed": seed}
+        if self.do_sample and not greedy:
+            kw.update(do_sample=True, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
+        return GenerationSettings(**kw)
+
+
+class KLOptions(StageConfig):
+    """The per-token KL penalty against the frozen reference and its coefficient's controller."""
+
+    mode: Literal["adaptive", "fixed"] = Field("adaptive", description="'adaptive': Ziegler et al. (2019) "
+                                                "controller steering the KL towards target; 'fixed': init_coef "
+                                                "throughout.")
+    init_coef: float = Field(0.2, ge=0, description="KL coefficient beta at the start (0: no penalty).")
+    target: float = Field(6.0, gt=0, description="Adaptive mode: the sequence KL (nats, summed over response "
+                          "tokens, mean over rollouts) the controller aims for.")
+    horizon: float = Field(10000, gt=0, description="Adaptive mode: rollouts over which a 20% KL error changes "
+                           "the coefficient by a factor ~e^0.2: beta *= 1 + clip(kl/target - 1, -0.2, 0.2) * "
+                           "batch_size / horizon after every step.")
+    estimator: Literal["k3", "abs", "squared"] = Field(
+        "k3", description="Per-token KL estimator, all non-negative, with r = ref_logp - logp: 'k3' exp(r) - 1 - r "
+        "(Schulman: unbiased for KL(policy||ref) on policy samples, low variance); 'abs' |r|; 'squared' r^2 / 2.")
+
+
+class MonitorOptions(StageConfig):
+    """Reward-hacking monitor: greedy responses on held-out prompts, checked every ``every`` steps."""
+
+    every: int | None = Field(None, ge=1, description="Evaluate every this many steps (and before the first); "
+                              "None: off.")
+    n_samples: int = Field(16, ge=1, description="Held-out prompts evaluated (the first n of eval_prompts; without "
+                           "eval_prompts, a seeded sample split off the training prompts, which needs references).")
+    max_rouge_drop: float = Field(0.05, ge=0, description="Warn when ROUGE-1 against the references falls more than "
+                                  "this below its value before training (absolute, in [0, 1]).")
+    min_distinct2: float = Field(0.2, ge=0, le=1, description="Warn when distinct-2 of the responses falls below "
+                                 "this (repetitive, collapsed outputs).")
+    max_kl: float | None = Field(None, gt=0, description="Warn when the mean sequence KL of the greedy responses "
+                                 "exceeds this; None: no bound.")
+    action: Literal["warn", "stop"] = Field("warn", description="'warn': log and record; 'stop': also end the run "
+                                            "(after checkpointing the step).")
+
+
+class PPOConfig(StageConfig):
+    """A PPO run: rollouts, KL penalty, GAE, clipped losses, optimisation, monitor, checkpoints."""
+
+    steps: int = Field(20, ge=1, description="PPO steps (one rollout batch and its updates each).")
+    batch_size: int = Field(16, ge=1, description="Rollouts (prompt, response) per step.")
+    mini_batch_size: int = Field(4, ge=1, description="Rollouts per gradient step; batch_size / mini_batch_size "
+                                 "gradient steps per PPO epoch.")
+    ppo_epochs: int = Field(4, ge=1, description="Passes over each rollout batch.")
+    learning_rate: float = Field(1.41e-5, gt=0, description="AdamW learning rate (constant), for the policy's "
+                                 "trainable parameters and the value head.")
+    generation: RolloutGeneration = Field(default_factory=RolloutGeneration,
+                                          description="Sampling of rollouts.")
+    kl: KLOptions = Field(default_factory=KLOptions, description="KL penalty and its controller.")
+    gamma: float = Field(1.0, ge=0, le=1, description="Discount of GAE.")
+    lam: float = Field(0.95, ge=0, le=1, description="Lambda of GAE (bias/variance trade-off).")
+    cliprange: float = Field(0.2, gt=0, description="Policy ratio clipped to [1 - c, 1 + c].")
+    cliprange_value: float = Field(0.2, gt=0, description="Value predictions clipped to old value +- c.")
+    vf_coef: float = Field(0.1, ge=0, description="Weight of the value loss in the total loss.")
+    whiten_advantages: bool = Field(True, description="Normalise advantages to mean 0 / std 1 over the batch's "
+                                    "response tokens.")
+    normalize_rewards: bool = Field(False, description="Scale scores by a running mean/std before adding them "
+                                    "(an object passed as train_ppo(normalizer=...) wins).")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Clip the global gradient norm (None: no clipping).")
+    kl_stop: float | None = Field(None, gt=0, description="End the run when a rollout's mean sequence KL exceeds "
+                                  "this (before updating on it); None: never.")
+    method: Literal["full", "lora"] = Field("full", description="'full': every weight trains, the reference is a "
+                                            "frozen copy; 'lora': only adapters train, the reference is the same "
+                                            "model with the adapter disabled (no copy).")
+    lora: LoraOptions = Field(default_factory=LoraOptions, description="Options of method lora.")
+    seed: int = Field(0, ge=0, description="Seed of prompt order, sampling, mini-batch order and the value head.")
+    save_every: int = Field(50, ge=1, description="Checkpoint every this many steps (and at the last step).")
+    keep_checkpoints: int | None = Field(2, ge=1, description="Newest checkpoints kept; None keeps all.")
+    log_every: int = Field(1, ge=1, description="Log a progress line (step, reward, KL, ETA) every this many steps.")
+    save_model: bool = Field(True, description="Write the final policy (or adapter) and value head to model/.")
+    monitor: MonitorOptions = Field(default_factory=MonitorOptions, description="Reward-hacking monitor.")
+
+    @model_validator(mode="after")
+    def _check(self) -> PPOConfig:
+        problems = []
+        if self.mini_batch_size > self.batch_size:
+            msg = (f"mini_batch_size ({self.mini_batch_size}) must not exceed batch_size ({self.batch_size}), "
+                   "the rollouts per step")
+            problems.append(("mini_batch_size", msg, self.mini_batch_size))
+        elif self.batch_size % self.mini_batch_size:
+            msg = f"batch_size ({self.batch_size}) must be a multiple of mini_batch_size ({self.mini_batch_size})"
+            problems.append(("mini_batch_size", msg, self.mini_batch_size))
+        if problems:
+            raise _field_errors(type(self).__name__, problems)
+        return self
+
+    def resume_key(self) -> dict[str, Any]:
+        """The fields a resumed run must share with the run that wrote the checkpoints (all but bookkeeping)."""
+        return self.model_dump(mode="json", exclude={"steps", "log_every", "save_every", "keep_checkpoints",
+                                                     "save_model"})
+
+    def tune_config(self) -> Any:
+        """The ``TuneConfig`` that ``llmcycle.tuning.methods.apply_method`` needs for ``method``."""
+        from llmcycle.tuning.config import TuneConfig
+
+        return TuneConfig(method=self.method, lora=self.lora, seed=self.seed)

@@ -1,0 +1,334 @@
+"""PPO: reward goes up on tiny seq2seq and causal policies, KL >= 0, LoRA reference, numerics, resume, config.
+
+The builtin tiny models are random: at temperature 1 they are near-uniform over 30k tokens (the
+random GPT-2's logits have a std of ~0.16), so no single-word reward could be found by sampling in
+a few dozen steps. Rollouts therefore sample at a temperature that gives the random logits the
+spread of a trained model's (T5 0.3, GPT-2 0.05); the reward is the share of response words equal
+to the word the untrained policy samples most often (~10% at the start). Logprobs and KL are
+computed at the same temperature, so PPO optimises exactly the policy that samples.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import pytest
+import torch
+
+from llmcycle.alignment.ppo import PPOTrainer, batch_indices, train_ppo
+from llmcycle.alignment.ppo_config import PPOConfig
+from llmcycle.alignment.ppo_model import _forward
+from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, gae, kl_penalty, masked_mean, policy_loss,
+                                        token_rewards, whiten)
+from llmcycle.errors import ConfigError, LLMCycleError
+
+PROMPTS = [f"tell me about item number {i} please" for i in range(32)]
+# rollout temperature per tiny model (see the module docstring)
+TEMPERATURE = {"tiny-t5": 0.3, "tiny-gpt2": 0.05, "tiny-llama": 0.05}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Train on one thread: on a shared 2-core machine two threads fight other jobs and run ~10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def fresh():
+    """``fresh(name)``: a newly built builtin model (PPO trains it in place, so never the session cache)."""
+    from llmcycle.models import load_model
+
+    return lambda name: load_model(f"builtin:{name}")
+
+
+class WordShare:
+    """Reward: the share of response words equal to ``word`` (a programmatic reward source)."""
+
+    def __init__(self, word: str):
+        self.word, self.name = word, f"share of {word!r}"
+
+    def __call__(self, prompts, responses):
+        return [r.split().count(self.word) / max(len(r.split()), 1) for r in responses]
+
+
+def most_sampled_word(loaded, temperature: float) -> str:
+    """The word the untrained policy samples most often with the rollout settings, prompt words aside.
+
+    (A word copied from the prompt, like the random GPT-2's "please", is an unstable target: the
+    random model's strongest habit is to repeat its previous token, which pulls away from it.)
+    """
+    from llmcycle.generation import GenerationSettings, generate
+
+    texts = generate(loaded, PROMPTS, GenerationSettings(do_sample=True, temperature=temperature, max_new_tokens=8,
+                                                         seed=99), batch_size=32)
+    in_prompts = {w for p in PROMPTS for w in p.split()}
+    counts = collections.Counter(w for t in texts for w in t.split() if w not in in_prompts)
+    return counts.most_common(1)[0][0]
+
+
+def ppo_cfg(name: str, **over) -> dict:
+    cfg = {"steps": 30, "batch_size": 16, "mini_batch_size": 8, "ppo_epochs": 2, "learning_rate": 3e-5,
+           "generation": {"max_new_tokens": 8, "temperature": TEMPERATURE[name]}, "save_every": 100,
+           "save_model": False, "seed": 0}
+    return cfg | over
+
+
+# ---- the issue's requirement ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["tiny-t5", "tiny-gpt2"])
+def test_ppo_raises_a_programmatic_reward_with_kl_reported_nonnegative(name, fresh, tmp_path):
+    loaded = fresh(name)
+    reward = WordShare(most_sampled_word(loaded, TEMPERATURE[name]))
+    result = train_ppo(loaded, PROMPTS, reward, ppo_cfg(name), tmp_path)
+    rewards = [r["reward_mean"] for r in result.log]
+    assert len(rewards) == 30 and result.steps == 30 and result.stopped is None
+    assert all(r["kl"] >= 0.0 for r in result.log)
+    assert result.log[0]["kl"] == 0.0  # first rollout: the policy is the reference
+    before, after = rewards[0], sum(rewards[-10:]) / 10  # the untrained policy vs the last ten steps
+    assert before < 0.25 and after > before + 0.35, (reward.word, rewards)
+    assert result.final_kl == result.log[-1]["kl"] > 0.0
+    for key in ("reward_std", "entropy", "clip_frac", "value_loss", "policy_loss", "approx_kl", "response_len",
+                "kl_coef"):
+        assert all(key in r for r in result.log), key
+    saved = json.loads((tmp_path / "ppo_log.json").read_text())
+    assert [r["step"] for r in saved] == list(range(1, 31))
+    assert (tmp_path / "reward.png").stat().st_size > 1000 and (tmp_path / "kl.png").stat().st_size > 1000
+
+
+# ---- LoRA: the reference is the base with the adapter disabled ------------------------------------
+
+
+def test_lora_policy_uses_the_adapter_disabled_base_as_reference(fresh, tmp_path):
+    from peft import PeftModel
+
+    loaded = fresh("tiny-t5")
+    base = {n: (p, p.detach().clone()) for n, p in loaded.model.named_parameters()}
+    n_base = sum(p.numel() for p, _ in base.values())
+    cfg = ppo_cfg("tiny-t5", steps=3, method="lora", learning_rate=1e-3, lora={"r": 4, "dropout": 0.0},
+                  save_model=True)
+    result = train_ppo(loaded, PROMPTS, WordShare("drying"), cfg, tmp_path)
+    trainer = result.trainer
+    assert isinstance(loaded.model, PeftModel) and trainer.model is loaded.model
+    assert trainer.ref_model is None  # no second copy of the model
+    n_adapter = sum(p.numel() for n, p in loaded.model.named_parameters() if "lora_" in n)
+    assert sum(p.numel() for p in loaded.model.parameters()) == n_base + n_adapter == result.total
+    assert result.trainable == n_adapter
+    assert all(torch.equal(p, before) for p, before in base.values())  # base weights untouched
+    lora_b = [p for n, p in loaded.model.named_parameters() if "lora_B" in n]
+    assert lora_b and all(p.abs().sum() > 0 for p in lora_b)  # B starts at 0: the adapter trained
+    assert result.log[0]["kl"] == 0.0 and all(r["kl"] >= 0 for r in result.log)
+    # the reference really is the base: with the adapter off, the policy scores as the untrained model
+    b = trainer.batch(PROMPTS[:4], [[2000, 3000, 102]] * 4)
+    ref = trainer.reference_logp(b, 1.0)
+    untrained = fresh("tiny-t5")
+    from llmcycle.alignment.ppo_model import score
+
+    with torch.no_grad():
+        assert torch.allclose(ref, score(untrained.model, "seq2seq", b).logp, atol=1e-6)
+    assert (tmp_path / "model" / "adapter_config.json").is_file()
+    assert (tmp_path / "model" / "value_head.pt").is_file()
+
+
+def test_full_policy_reference_is_a_frozen_copy(fresh):
+    loaded = fresh("tiny-gpt2")
+    trainer = PPOTrainer(loaded, PPOConfig.from_dict(ppo_cfg("tiny-gpt2")), WordShare("simon"))
+    assert trainer.ref_model is not None and trainer.ref_model is not loaded.model
+    assert not any(p.requires_grad for p in trainer.ref_model.parameters())
+    assert all(p.requires_grad for p in loaded.model.parameters())
+
+
+# ---- numerics -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["tiny-t5", "tiny-bart", "tiny-gpt2", "tiny-llama"])
+def test_scoring_is_aligned_with_generation(name, fresh):
+    """Greedy tokens are the argmax of the scored logits at every response position (shift, padding, positions)."""
+    loaded = fresh(name)
+    trainer = PPOTrainer(loaded, PPOConfig.from_dict({"generation": {"do_sample": False, "max_new_tokens": 6}}),
+                         WordShare("x"))
+    prompts = ["hi", "a much longer prompt with many more words than the first", "medium sized prompt here"]
+    _, ids = trainer.generate(prompts, greedy=True)
+    b = trainer.batch(prompts, ids)
+    with torch.no_grad():
+        logits, hidden = _forward(trainer.model, loaded.kind, b)
+    assert logits.shape[:2] == b.response_ids.shape and hidden.shape[:2] == b.response_ids.shape
+    m = b.response_mask.bool()
+    assert torch.equal(logits.argmax(-1)[m], b.response_ids[m])
+    assert torch.isfinite(logits).all()
+
+
+def test_kl_is_zero_before_any_update_and_nonnegative(fresh):
+    loaded = fresh("tiny-gpt2")
+    trainer = PPOTrainer(loaded, PPOConfig.from_dict(ppo_cfg("tiny-gpt2")), WordShare("simon"))
+    ro = trainer.rollout(PROMPTS[:8], step=1)
+    assert torch.equal(ro.logp, ro.ref_logp) and float(ro.kl.abs().sum()) == 0.0
+    g = torch.Generator().manual_seed(0)
+    logp, ref = -torch.rand(64, generator=g) * 5, -torch.rand(64, generator=g) * 5
+    for est in ("k3", "abs", "squared"):
+        assert (kl_penalty(logp, ref, est) >= 0).all() and float(kl_penalty(logp, logp, est).sum()) == 0.0
+
+
+def test_adaptive_kl_controller_moves_the_coefficient_the_right_way():
+    up = KLController(0.2, "adaptive", target=6.0, horizon=100)
+    assert up.update(12.0, n_steps=10) == pytest.approx(0.2 * (1 + 0.2 * 10 / 100))  # error clipped at +0.2
+    down = KLController(0.2, "adaptive", target=6.0, horizon=100)
+    assert down.update(4.5, n_steps=10) == pytest.approx(0.2 * (1 - 0.2 * 10 / 100))  # error -0.25, clipped
+    assert down.coef < 0.2 < up.coef
+    small = KLController(0.2, "adaptive", target=6.0, horizon=100)
+    assert small.update(5.7, n_steps=10) == pytest.approx(0.2 * (1 - 0.05 * 0.1))  # within the clip
+    fixed = KLController(0.2, "fixed")
+    assert fixed.update(100.0, 10) == 0.2
+
+
+def test_gae_matches_a_hand_computed_example():
+    rewards = torch.tensor([[1.0, 0.0, 2.0], [0.0, 3.0, 99.0]])
+    values = torch.tensor([[0.5, 1.0, 0.0], [1.0, 2.0, 7.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    adv, ret = gae(rewards, values, mask, gamma=0.9, lam=0.8)
+    # row 0: A2 = 2; A1 = -1 + 0.72 * 2 = 0.44; A0 = (1 + 0.9 - 0.5) + 0.72 * 0.44 = 1.7168
+    # row 1 (last token masked): A1 = 3 - 2 = 1; A0 = (0 + 0.9 * 2 - 1) + 0.72 * 1 = 1.52
+    assert torch.allclose(adv, torch.tensor([[1.7168, 0.44, 2.0], [1.52, 1.0, 0.0]]))
+    assert torch.allclose(ret, torch.tensor([[2.2168, 1.44, 2.0], [2.52, 3.0, 0.0]]))
+    r = token_rewards(torch.tensor([5.0, 7.0]), torch.ones(2, 3), mask, kl_coef=0.5)
+    assert torch.allclose(r, torch.tensor([[-0.5, -0.5, 4.5], [-0.5, 6.5, 0.0]]))
+
+
+def test_whitening_gives_mean_zero_std_one_over_masked_tokens():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 9, generator=g) * 3 + 5
+    mask = (torch.arange(9) < torch.tensor([9, 3, 5, 1, 7, 8]).unsqueeze(1)).long()
+    w = whiten(x, mask)
+    vals = w[mask.bool()]
+    assert abs(float(vals.mean())) < 1e-6 and abs(float(vals.std()) - 1.0) < 1e-5
+    assert float(w[~mask.bool()].abs().sum()) == 0.0
+    assert float(masked_mean(x, mask)) == pytest.approx(float(x[mask.bool()].mean()), rel=1e-6)
+
+
+def test_clipped_policy_loss_and_running_moments():
+    adv = torch.tensor([[1.0, -1.0]])
+    mask = torch.ones(1, 2)
+    old = torch.zeros(1, 2)
+    loss, stats = policy_loss(torch.log(torch.tensor([[1.5, 0.5]])), old, adv, mask, cliprange=0.2)
+    # token 0: min(1.5, 1.2) * 1 -> 1.2 (clipped); token 1: max over -(-1 * 0.5), -(-1 * 0.8) -> 0.8 (clipped)
+    assert float(loss) == pytest.approx((-1.2 + 0.8) / 2) and stats["clip_frac"] == 1.0
+    rm = RunningMoments()
+    out = rm.normalize([1.0, 3.0])
+    assert out == pytest.approx([-1.0, 1.0]) and rm.count == 2
+    rm.normalize([5.0])
+    assert rm.mean == pytest.approx(3.0)
+
+
+def test_prompt_order_is_a_function_of_seed_and_step():
+    seen = [i for step in range(1, 5) for i in batch_indices(10, 5, step, seed=3)]
+    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:]) == list(range(10))
+    assert batch_indices(10, 5, 3, seed=3) == batch_indices(10, 5, 3, seed=3) != batch_indices(10, 5, 3, seed=4)
+    assert len(batch_indices(3, 8, 1, seed=0)) == 8  # more rollouts than prompts: passes wrap around
+
+
+# ---- resume -------------------------------------------------------------------------------------
+
+
+class Kill(Exception):
+    pass
+
+
+def kill_at(step: int):
+    def on_step(record):
+        if record["step"] == step:
+            raise Kill(step)
+
+    return on_step
+
+
+@pytest.mark.parametrize("name,method", [("tiny-gpt2", "full"), ("tiny-t5", "lora")])
+def test_interrupted_run_resumes_to_identical_weights(name, method, fresh, tmp_path):
+    cfg = ppo_cfg(name, steps=6, batch_size=8, mini_batch_size=4, save_every=2, method=method,
+                  learning_rate=1e-3 if method == "lora" else 3e-5, normalize_rewards=True,
+                  kl={"mode": "adaptive", "horizon": 50, "target": 1.0}, lora={"r": 4, "dropout": 0.1})
+    word = "simon" if name == "tiny-gpt2" else "drying"
+    straight = train_ppo(fresh(name), PROMPTS, WordShare(word), cfg, tmp_path / "a")
+    with pytest.raises(Kill):  # killed after step 3: the newest checkpoint is step 2
+        train_ppo(fresh(name), PROMPTS, WordShare(word), cfg, tmp_path / "b", on_step=kill_at(3))
+    assert (tmp_path / "b" / "checkpoints" / "step-2" / "complete.json").is_file()
+    seen = []
+    resumed = train_ppo(fresh(name), PROMPTS, WordShare(word), cfg, tmp_path / "b", on_step=seen.append)
+    assert resumed.resumed_from.endswith("step-2") and [r["step"] for r in seen] == [3, 4, 5, 6]
+    assert [r["step"] for r in resumed.log] == list(range(1, 7))
+    want, got = straight.trainer.trainable_state(), resumed.trainer.trainable_state()
+    assert want.keys() == got.keys()
+    assert all(torch.equal(want[k], got[k]) for k in want), [k for k in want if not torch.equal(want[k], got[k])]
+    assert all(torch.equal(a, b) for a, b in zip(straight.trainer.value_head.state_dict().values(),
+                                                    resumed.trainer.value_head.state_dict().values()))
+    assert straight.kl_coef == resumed.kl_coef != 0.2
+    strip = lambda log: [{k: v for k, v in r.items() if k != "seconds"} for r in log]
+    assert strip(straight.log) == strip(resumed.log)
+    # a finished run started again does nothing and returns the same result
+    again = train_ppo(fresh(name), PROMPTS, WordShare(word), cfg, tmp_path / "b", on_step=seen.append)
+    assert len(seen) == 4 and again.steps == 6 and strip(again.log) == strip(straight.log)
+
+
+def test_resume_refuses_another_config_or_other_starting_weights(fresh, tmp_path):
+    def chars(prompts, responses):  # a reward that differs between responses, so every step updates
+        return [len(r) / 50 for r in responses]
+
+    cfg = ppo_cfg("tiny-gpt2", steps=2, batch_size=4, mini_batch_size=4, ppo_epochs=1)
+    loaded = fresh("tiny-gpt2")
+    train_ppo(loaded, PROMPTS, chars, cfg, tmp_path)
+    with pytest.raises(ConfigError, match="learning_rate"):
+        train_ppo(fresh("tiny-gpt2"), PROMPTS, chars, cfg | {"learning_rate": 1e-3}, tmp_path)
+    with pytest.raises(LLMCycleError, match="other weights"):  # the trained policy is not the run's reference
+        train_ppo(loaded, PROMPTS, chars, cfg | {"steps": 3}, tmp_path)
+    with pytest.raises(LLMCycleError, match="other prompts"):
+        train_ppo(fresh("tiny-gpt2"), PROMPTS[:8], chars, cfg, tmp_path)
+    assert train_ppo(fresh("tiny-gpt2"), PROMPTS, chars, cfg | {"steps": 3}, tmp_path).steps == 3
+
+
+# ---- monitor, early stop, outputs ------------------------------------------------------------------
+
+
+def test_monitor_stops_a_degrading_run_and_kl_stop_ends_early(fresh, tmp_path):
+    cfg = ppo_cfg("tiny-t5", steps=6, batch_size=8, mini_batch_size=8, ppo_epochs=1, learning_rate=1e-3,
+                  monitor={"every": 2, "n_samples": 4, "min_distinct2": 1.0, "max_rouge_drop": 0.0,
+                           "action": "stop"})
+    refs = ["item number one", "an item", "item two", "three items"]
+    result = train_ppo(fresh("tiny-t5"), PROMPTS, WordShare("drying"), cfg, tmp_path / "m",
+                       eval_prompts=PROMPTS[:4], eval_references=refs)
+    assert result.stopped == "monitor" and result.steps == 2
+    base, check = result.monitor[0], result.monitor[1]
+    assert base["step"] == 0 and check["step"] == 2 and base["held_out"] is True
+    assert {"rouge1", "distinct-1", "distinct-2", "kl"} <= set(check) and base["kl"] == 0.0
+    assert any("distinct-2" in w for w in check["warnings"]) and result.log[-1]["monitor"] == check
+    saved = json.loads((tmp_path / "m" / "ppo_result.json").read_text())
+    assert saved["stopped"] == "monitor" and saved["monitor"][1]["step"] == 2
+
+    cfg = ppo_cfg("tiny-t5", steps=6, batch_size=8, mini_batch_size=8, ppo_epochs=1, learning_rate=1e-3,
+                  kl_stop=1e-6)
+    result = train_ppo(fresh("tiny-t5"), PROMPTS, WordShare("drying"), cfg, tmp_path / "k")
+    assert result.stopped == "kl_stop" and result.steps == 2  # step 1 has KL 0; step 2 exceeds the bound
+    assert "policy_loss" in result.log[0] and "policy_loss" not in result.log[1]  # no update on step 2
+
+
+# ---- config ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data,field", [
+    ({"batch_size": 4, "mini_batch_size": 8}, "mini_batch_size"),
+    ({"batch_size": 6, "mini_batch_size": 4}, "mini_batch_size"),
+    ({"kl": {"mode": "sometimes"}}, "kl.mode"),
+    ({"kl": {"estimator": "k2"}}, "kl.estimator"),
+    ({"generation": {"min_new_tokens": 9, "max_new_tokens": 4}}, "generation.min_new_tokens"),
+    ({"generation": {"do_sample": False, "temperature": 0.5}}, "generation.temperature"),
+    ({"monitor": {"action": "panic"}}, "monitor.action"),
+    ({"method": "prompt_tuning"}, "method"),
+    ({"cliprange": 0}, "cliprange"),
+    ({"stepz": 3}, "stepz"),
+])
+def test_config_errors_name_the_field(data, field):
+    with pytest.raises(ConfigError) as err:
+        PPOConfig.from_dict(data, where="align")
+    assert str(err.value).startswith(f"align: {field}: "), str(err.value)
