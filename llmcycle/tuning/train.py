@@ -81,27 +81,38 @@ def _splits(data: Any) -> tuple[Any, Any | None]:
     raise DataError("data: pass a DatasetDict with a train split, or a (train, validation) pair")
 
 
-class _EarlyStop:
-    """Stop when the validation loss has not improved for ``patience`` evaluations."""
+_EARLY_STOP: Any = None
 
-    def __new__(cls, patience: int):
+
+def early_stop_callback(patience: int) -> Any:
+    """Stop when the validation loss has not improved for ``patience`` evaluations.
+
+    Its state (best loss, evaluations without improvement) is saved in every checkpoint and
+    restored on resume, so a killed run stops at the same step an uninterrupted one would."""
+    global _EARLY_STOP
+    if _EARLY_STOP is None:
         from transformers import TrainerCallback
+        from transformers.trainer_callback import ExportableState
 
-        class EarlyStop(TrainerCallback):
-            def __init__(self) -> None:
-                self.best, self.bad = float("inf"), 0
+        class LLMCycleEarlyStop(TrainerCallback, ExportableState):
+            def __init__(self, patience: int, best: float = float("inf"), bad: int = 0) -> None:
+                self.patience, self.best, self.bad = patience, best, bad
 
             def on_evaluate(self, args, state, control, metrics=None, **kwargs):
                 loss = (metrics or {}).get("eval_loss")
                 if loss is None:
                     return
                 self.best, self.bad = (loss, 0) if loss < self.best else (self.best, self.bad + 1)
-                if self.bad >= patience:
+                if self.bad >= self.patience:
                     log.info("early stopping at step %d: no better eval loss for %d evaluations",
-                             state.global_step, patience)
+                             state.global_step, self.patience)
                     control.should_training_stop = True
 
-        return EarlyStop()
+            def state(self) -> dict[str, Any]:
+                return {"args": {"patience": self.patience}, "attributes": {"best": self.best, "bad": self.bad}}
+
+        _EARLY_STOP = LLMCycleEarlyStop
+    return _EARLY_STOP(patience)
 
 
 COMPLETE = "llmcycle-checkpoint.complete"
@@ -196,7 +207,8 @@ def _arguments(cfg: TuneConfig, kind: str, out_dir: Path, has_eval: bool, device
         save_total_limit=cfg.keep_checkpoints, seed=cfg.seed, data_seed=cfg.seed, report_to=[],
         disable_tqdm=not sys.stderr.isatty(), dataloader_num_workers=0, remove_unused_columns=False,
         label_names=["labels"], train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
-        length_column_name="length", use_cpu=device.type == "cpu", **check_precision(cfg.precision, device),
+        length_column_name="length", restore_callback_states_from_checkpoint=True, use_cpu=device.type == "cpu",
+        **check_precision(cfg.precision, device),
     )
 
 
@@ -266,7 +278,9 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
     model = prepared.model
     args = _arguments(cfg, loaded.kind, out, eval_ds is not None, device)
     trainer_cls = Seq2SeqTrainer if loaded.kind == "seq2seq" else Trainer
-    extra = [_mark_complete_callback(), *callbacks] + ([_EarlyStop(cfg.early_stopping_patience)] if cfg.early_stopping_patience else [])
+    extra = [_mark_complete_callback(), *callbacks]
+    if cfg.early_stopping_patience:
+        extra.append(early_stop_callback(cfg.early_stopping_patience))
     trainer = trainer_cls(model=model, args=args, data_collator=PadCollator(tok.pad_token_id),
                           train_dataset=train_ds, eval_dataset=eval_ds, callbacks=extra)
     from transformers.trainer_callback import PrinterCallback

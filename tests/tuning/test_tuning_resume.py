@@ -137,3 +137,24 @@ def test_resuming_with_another_config_is_an_error(fresh, rows, tmp_path):
         train(fresh("tiny-gpt2"), rows, dict(cfg, learning_rate=1e-3), tmp_path)
     again = train(fresh("tiny-gpt2"), rows, dict(cfg, learning_rate=1e-3), tmp_path, resume=False)
     assert again.resumed_from is None and again.steps == 2
+
+
+def test_early_stopping_state_survives_a_restart(fresh, rows, tmp_path):
+    cfg = {"method": "full", "max_steps": 40, "batch_size": 4, "learning_rate": 5.0, "eval_every": 1,
+           "early_stopping_patience": 3, "log_every": 1, "save_every": 1, "keep_checkpoints": None,
+           "max_input_tokens": 32, "max_target_tokens": 8}
+    straight = train(fresh("tiny-gpt2"), rows, cfg, tmp_path / "a")
+    assert straight.steps < 40
+    # restart at a step where the run had already seen evaluations without improvement: a fresh
+    # counter would let the resumed run go on longer than the uninterrupted one
+    losses = [v for _, v in straight.eval_loss]
+    best, bad, restart = float("inf"), 0, None
+    for step, loss in enumerate(losses, start=1):
+        best, bad = (loss, 0) if loss < best else (best, bad + 1)
+        if 0 < bad < 3 and step < straight.steps:
+            restart = step
+    assert restart is not None
+    train(fresh("tiny-gpt2"), rows, cfg, tmp_path / "b", callbacks=[StopAt(restart)])
+    resumed = train(fresh("tiny-gpt2"), rows, cfg, tmp_path / "b")
+    assert resumed.resumed_from.endswith(f"checkpoint-{restart}")
+    assert resumed.steps == straight.steps
