@@ -60,6 +60,8 @@ class Pair:
     completion: str
     template: str
     lead: str = ""
+    row: Mapping[str, Any] | None = field(default=None, repr=False)  # to re-render with a shorter input
+    tmpl: Any = field(default=None, repr=False)
 
 
 def _lead(template: Any) -> str:
@@ -87,7 +89,7 @@ def to_pairs(rows: Iterable[Mapping[str, Any]], templates: Sequence[str] = ("non
             raise DataError(f"row {i}: no reference to train on (references is empty); load the data with "
                             "its reference column")
         tmpl = tmpls[i % len(tmpls)]
-        pairs.append(Pair(tmpl.render(row), refs[0].strip(), tmpl.name, _lead(tmpl)))
+        pairs.append(Pair(tmpl.render(row), refs[0].strip(), tmpl.name, _lead(tmpl), row, tmpl))
     return pairs
 
 
@@ -108,6 +110,30 @@ def _cut(ids: list[int], limit: int, keep_last: int | None) -> tuple[list[int], 
     return ids[:limit], len(ids) - limit
 
 
+def _tail_after_input(tmpl: Any) -> bool:
+    """True when the template has text after its input field (an instruction a tail cut would lose)."""
+    if tmpl is None or not tmpl.input_field:
+        return False
+    return not tmpl.text.rstrip().endswith("{" + tmpl.input_field + "}")
+
+
+def _fit_input(pair: Pair, tokenizer: Any, limit: int) -> list[int] | None:
+    """The prompt with only its input field shortened to fit ``limit`` tokens (None if even no input is too long)."""
+    from llmcycle.prompts.budget import count_tokens, truncate_to_fit
+    from llmcycle.prompts.templates import resolve_field
+
+    name = pair.tmpl.input_field
+    text = resolve_field(pair.row, name, pair.tmpl.name)
+
+    def fits(prefix: str) -> bool:
+        return count_tokens(tokenizer, pair.tmpl.render(pair.row, {name: prefix})) <= limit
+
+    if not fits(""):
+        return None
+    kept, _ = truncate_to_fit(tokenizer, text, fits)
+    return list(tokenizer(pair.tmpl.render(pair.row, {name: kept}), add_special_tokens=True)["input_ids"])
+
+
 def tokenize_pairs(pairs: Sequence[Pair], tokenizer: Any, kind: str, max_input_tokens: int,
                    max_target_tokens: int) -> Tokenized:
     """``input_ids``, ``attention_mask`` and ``labels`` per pair (unpadded), plus a truncation report."""
@@ -125,8 +151,14 @@ def tokenize_pairs(pairs: Sequence[Pair], tokenizer: Any, kind: str, max_input_t
         targets = tokenizer([p.lead + p.completion for p in pairs], add_special_tokens=False)["input_ids"]
         targets = [t + [eos] for t in targets]
     sep = getattr(tokenizer, "sep_token_id", None) if kind == "seq2seq" else None
-    for prompt, target in zip(prompts, targets):
-        prompt, in_cut = _cut(list(prompt), max_input_tokens, sep or eos if kind == "seq2seq" else None)
+    for pair, prompt, target in zip(pairs, prompts, targets):
+        fitted = None
+        if len(prompt) > max_input_tokens and _tail_after_input(pair.tmpl):
+            fitted = _fit_input(pair, tokenizer, max_input_tokens)  # keep the instruction after the input
+        if fitted is not None:
+            prompt, in_cut = fitted, len(prompt) - len(fitted)
+        else:
+            prompt, in_cut = _cut(list(prompt), max_input_tokens, sep or eos if kind == "seq2seq" else None)
         target, out_cut = _cut(list(target), max_target_tokens, None)
         out.report.add(in_cut, out_cut)
         if kind == "seq2seq":

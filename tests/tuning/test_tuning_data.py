@@ -84,3 +84,20 @@ def test_truncation_is_reported():
 def test_causal_completion_keeps_the_template_separator():
     pairs = to_pairs(ROWS, ["tldr", "none"])
     assert pairs[0].lead == " " and pairs[1].lead == "\n"
+
+
+@pytest.mark.parametrize("kind", ["causal", "seq2seq"])
+def test_truncation_cuts_only_the_input_field_and_keeps_the_instruction_after_it(kind):
+    tok = offline_tokenizer(kind)
+    row = {"input": "#Person1#: " + " ".join(f"word{i}" for i in range(200)), "references": ["a summary."]}
+    limit = 60
+    out = tokenize_pairs(to_pairs([row], ["instruction"]), tok, kind, limit, 16)
+    ids = out.rows[0]["input_ids"]
+    prompt = [i for i, lab in zip(ids, out.rows[0]["labels"]) if lab == IGNORE] if kind == "causal" else ids
+    text = tok.decode(prompt, skip_special_tokens=True)
+    assert 0 < len(prompt) <= limit
+    assert text.startswith("summarize the following conversation")  # the instruction before the input ...
+    assert text.rstrip().endswith("summary :")  # ... and the one after it both survive
+    assert "word0" in text.replace(" ", "") and "word199" not in text.replace(" ", "")  # the dialogue's tail went
+    full = len(tok(to_pairs([row], ["instruction"])[0].prompt)["input_ids"])
+    assert out.report.inputs_truncated == 1 and out.report.input_tokens_cut == full - len(prompt)
