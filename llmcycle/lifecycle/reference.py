@@ -17,6 +17,8 @@ def _type_name(annotation: Any) -> str:
 
 
 def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
     if field.default_factory is not None:
         factory = field.default_factory
         return "(see its section)" if isinstance(factory, type) and issubclass(factory, BaseModel) else \
@@ -32,6 +34,35 @@ def fields_table(cls: type[BaseModel]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _nested(cls: type[BaseModel]) -> list[tuple[str, type[BaseModel]]]:
+    """``(field, model class)`` of the fields holding a config (directly, in a list, or optional)."""
+    import typing
+
+    out = []
+    for name, field in cls.model_fields.items():
+        stack = [field.annotation]
+        while stack:
+            ann = stack.pop()
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                out.append((name, ann))
+                break
+            stack.extend(typing.get_args(ann))
+    return out
+
+
+def _sections(prefix: str, cls: type[BaseModel], level: int) -> list[str]:
+    """Sections for the nested configs of ``cls`` (``tune.lora``, ``tune.mix[]``...), depth first."""
+    parts: list[str] = []
+    for name, sub in _nested(cls):
+        if sub in (DataConfig, ModelConfig):  # documented once, at the top
+            section = "data" if sub is DataConfig else "model"
+            parts += [f"{'#' * level} {prefix}.{name}\n", f"Same fields as the `{section}` section above.\n"]
+            continue
+        parts += [f"{'#' * level} {prefix}.{name}\n", (sub.__doc__ or "").strip() + "\n", fields_table(sub)]
+        parts += _sections(f"{prefix}.{name}", sub, min(level + 1, 6))
+    return parts
+
+
 def recipe_reference() -> str:
     """The whole reference: the recipe, its model and data sections, and every stage kind."""
     parts = ["# Recipe reference\n", "Generated from llmcycle's config classes by `llmcycle reference`; "
@@ -41,4 +72,5 @@ def recipe_reference() -> str:
              "Each entry of `stages` is `- KIND: {settings}`; stages run in the order listed.\n"]
     for kind, cls in STAGE_CONFIGS.items():
         parts += [f"### {kind}\n", (cls.__doc__ or "").strip() + "\n", fields_table(cls)]
+        parts += _sections(kind, cls, 4)
     return "\n".join(parts)

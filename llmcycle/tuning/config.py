@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from llmcycle.config import StageConfig
+from llmcycle.config import DataConfig, StageConfig
 
 Method = Literal["full", "lora", "qlora", "prompt_tuning", "selective"]
 
@@ -55,6 +55,17 @@ class SelectiveOptions(StageConfig):
         return value
 
 
+class MixSource(StageConfig):
+    """Another task mixed into the training data (multitask fine-tuning; see ``llmcycle.tuning.multitask``)."""
+
+    data: DataConfig = Field(..., description="Where the task's rows come from (its train split is used).")
+    name: str | None = Field(None, min_length=1, description="What reports call the task; default: the source.")
+    weight: float = Field(1.0, gt=0, description="Share of the mix relative to the main data's main_weight.")
+    templates: list[str] = Field(["none"], min_length=1, description="Prompt templates phrasing this task.")
+    target_field: str | None = Field(None, min_length=1, description="Learn this field (e.g. topic) instead of "
+                                     "the references.")
+
+
 class TuneConfig(StageConfig):
     """A fine-tuning run: method, data shaping, optimisation, evaluation and checkpoints."""
 
@@ -95,6 +106,12 @@ class TuneConfig(StageConfig):
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Mixed precision: bf16 needs a GPU that "
                                                       "supports it or a CPU; fp16 needs CUDA.")
     group_by_length: bool = Field(False, description="Batch rows of similar length together (less padding).")
+    mix: list[MixSource] = Field(default_factory=list, description="Other tasks mixed into the training rows "
+                                 "by weight (multitask fine-tuning, against forgetting); validation stays the "
+                                 "main data's.")
+    main_weight: float = Field(1.0, gt=0, description="Weight of the main data in the mix (only with mix).")
+    mix_size: int | None = Field(None, gt=0, description="Rows of the mixed training set; default: all rows of "
+                                 "all tasks.")
 
     @model_validator(mode="after")
     def _check(self) -> TuneConfig:

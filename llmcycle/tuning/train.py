@@ -51,6 +51,7 @@ class TuneResult:
     truncation: dict[str, int]
     resumed_from: str | None = None
     new_modules: list[str] = field(default_factory=list)
+    mix: dict[str, Any] | None = None  # rows per task when cfg.mix mixed other tasks in
     loaded: Any = field(default=None, repr=False)  # the trained LoadedModel (not serialised)
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,6 +238,21 @@ def _save_final(model: Any, tokenizer: Any, target: Path) -> Path:
     return target
 
 
+def mixed_rows(train_rows: Any, cfg: TuneConfig) -> tuple[list[dict[str, Any]], Any]:
+    """The main training rows mixed with ``cfg.mix``'s tasks by weight (rendered with their templates)."""
+    from llmcycle.data import load_data_from_config
+    from llmcycle.tuning.multitask import Task, mix_tasks
+
+    tasks = [Task("main", train_rows, weight=cfg.main_weight, templates=cfg.templates)]
+    for i, m in enumerate(cfg.mix):
+        data = load_data_from_config(m.data)
+        if "train" not in data:
+            raise DataError(f"mix[{i}].data: {m.data.source} has no train split (it has {', '.join(data)})")
+        tasks.append(Task(m.name or m.data.source, data["train"], weight=m.weight, templates=m.templates,
+                          target_field=m.target_field))
+    return mix_tasks(tasks, size=cfg.mix_size, seed=cfg.seed)
+
+
 def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: str | Path, *,
           resume: bool = True, callbacks: Sequence[Any] = ()) -> TuneResult:
     """Fine-tune ``loaded`` (a ``LoadedModel``, changed in place) on ``data`` as ``cfg`` says.
@@ -264,7 +280,13 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
     tok = loaded.tokenizer
     shape = {"tokenizer": tok, "kind": loaded.kind, "templates": cfg.templates,
              "max_input_tokens": cfg.max_input_tokens, "max_target_tokens": cfg.max_target_tokens}
-    train_ds, report = build_dataset(train_rows, **shape)
+    mixed = None
+    if cfg.mix:
+        train_rows, mixed = mixed_rows(train_rows, cfg)
+        log.info("multitask mix: %s", mixed.summary())
+        train_ds, report = build_dataset(train_rows, **(shape | {"templates": ["none"]}))
+    else:
+        train_ds, report = build_dataset(train_rows, **shape)
     eval_ds = None
     if val_rows is not None and len(val_rows):
         eval_rows = val_rows.select(range(min(cfg.eval_samples, len(val_rows)))) if hasattr(val_rows, "select") \
@@ -311,7 +333,8 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
         _save_final(model, tok, model_dir)
     result = TuneResult(cfg.method, prepared.trainable, prepared.total, round(prepared.pct, 6),
                         trainer.state.global_step, train_loss, eval_loss, metrics, str(model_dir),
-                        round(time.perf_counter() - start, 3), report.to_dict(), last, prepared.new_modules, loaded)
+                        round(time.perf_counter() - start, 3), report.to_dict(), last, prepared.new_modules,
+                        asdict(mixed) if mixed else None, loaded)
     if trainer.is_world_process_zero():
         _write_outputs(out, result, cfg)
     trainer.accelerator.wait_for_everyone()

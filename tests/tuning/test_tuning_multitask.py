@@ -89,3 +89,24 @@ def test_task_scores_loss_is_lower_on_what_a_model_was_taught(tmp_path):
     after = task_scores(loaded, topic, max_input_tokens=48, max_target_tokens=8, generate=True)
     assert after["loss"] < before["loss"] - 1.0
     assert set(after) == {"loss", "rouge1", "rougeL"}
+
+
+def test_tune_config_mix_trains_on_the_weighted_mix(tmp_path):
+    from llmcycle.models import load_model
+    from llmcycle.tuning import train
+
+    extra = tmp_path / "topics.train.jsonl"
+    extra.write_text("".join(json.dumps({"dialogue": r["input"], "summary": "x", "topic": r["topic"]}) + "\n"
+                             for r in dialogues(10)))
+    cfg = {"method": "lora", "max_steps": 2, "batch_size": 4, "max_input_tokens": 48, "max_target_tokens": 8,
+           "save_every": 100, "main_weight": 3.0, "mix_size": 16,
+           "mix": [{"data": {"source": str(extra)}, "name": "topic", "templates": ["none"],
+                    "target_field": "topic"}]}
+    result = train(load_model("builtin:tiny-t5"), (dialogues(20), None), cfg, tmp_path / "run")
+    assert result.mix["rows"] == {"main": 12, "topic": 4} and result.truncation["rows"] == 16
+    saved = json.loads((tmp_path / "run" / "tune_result.json").read_text())
+    assert saved["mix"]["rows"]["topic"] == 4
+    from llmcycle.tuning import TuneConfig
+
+    with pytest.raises(Exception, match=r"mix\.0\.weight"):
+        TuneConfig.from_dict(cfg | {"mix": [{"data": {"source": str(extra)}, "weight": 0}]}, where="tune")
