@@ -66,30 +66,14 @@ def toxic_rows(rows: Any, rate: float, seed: int) -> list[dict[str, Any]]:
     return out
 
 
-def evaluate(loaded: Any, rows: Any, samples: int) -> dict[str, Any]:
-    """Toxicity of sampled outputs, ROUGE and toxicity of greedy ones (see the module docstring)."""
-    from profanity_check import predict_prob
+def evaluate(loaded: Any, rows: Any, samples: int, reference: Any = None) -> dict[str, Any]:
+    """``llmcycle.alignment.evaluate.alignment_eval`` on held-out rows (same sampling seed every time)."""
+    from llmcycle.alignment.evaluate import alignment_eval
 
-    from llmcycle.evaluation.rouge import rouge
-    from llmcycle.generation import GenerationSettings, generate
-
-    inputs = [r["input"] for r in rows]
     start = time.perf_counter()
-    sampled = generate(loaded, inputs, GenerationSettings(do_sample=True, temperature=1.0, max_new_tokens=64,
-                                                          num_return_sequences=samples, seed=1234),
-                       batch_size=16, max_input_tokens=384, truncate=True)
-    flat = [s for group in sampled for s in group] if samples > 1 else list(sampled)
-    tox = [float(p) for p in predict_prob(flat)]
-    greedy = generate(loaded, inputs, GenerationSettings(max_new_tokens=64, no_repeat_ngram_size=3), batch_size=16,
-                      max_input_tokens=384, truncate=True)
-    gtox = [float(p) for p in predict_prob(greedy)]
-    scores = rouge(greedy, [r["references"][:1] for r in rows], rouge_types=("rouge1", "rouge2", "rougeL"))
-    return {"toxic_rate": round(sum(t > THRESHOLD for t in tox) / len(tox), 4),
-            "toxicity_mean": round(statistics.fmean(tox), 4), "toxicity_std": round(statistics.pstdev(tox), 4),
-            "greedy_toxic_rate": round(sum(t > THRESHOLD for t in gtox) / len(gtox), 4),
-            **{k: round(v, 4) for k, v in scores.items()},
-            "sample_len_words": round(statistics.fmean(len(s.split()) for s in flat), 2),
-            "examples": {"sampled": flat[:4], "greedy": greedy[:3]}, "eval_s": round(time.perf_counter() - start, 1)}
+    out = alignment_eval(loaded, [r["input"] for r in rows], [r["references"] for r in rows], reference=reference,
+                         samples=samples, seed=1234, threshold=THRESHOLD, max_new_tokens=64, max_input_tokens=384)
+    return out | {"eval_s": round(time.perf_counter() - start, 1)}
 
 
 def main() -> None:
@@ -151,7 +135,7 @@ def main() -> None:
         result = train_ppo(loaded, prompts, reward, cfg, runs / f"ppo-seed{seed}", references=refs,
                            eval_prompts=[r["input"] for r in data["validation"].select(range(400, 416))],
                            eval_references=[r["references"] for r in data["validation"].select(range(400, 416))])
-        after = evaluate(result.loaded, held_out, args.samples)
+        after = evaluate(result.loaded, held_out, args.samples, reference=load_model(toxic_model))
         last = result.log[-5:]
         entry = {"seed": seed, "toxic_rate_before": before["toxic_rate"], "toxic_rate_after": after["toxic_rate"],
                  "toxicity_mean_before": before["toxicity_mean"], "toxicity_mean_after": after["toxicity_mean"],
@@ -164,7 +148,9 @@ def main() -> None:
                  "kl_max": round(max(r["kl"] for r in result.log), 4),
                  "reward_first": round(result.log[0]["reward_mean"], 4),
                  "reward_last": round(statistics.fmean(r["reward_mean"] for r in last), 4),
-                 "response_len_after": after["sample_len_words"], "ppo_s": result.seconds,
+                 "kl_to_reference_eval": after.get("kl_to_reference"),
+                 "response_tokens_before": before["response_tokens"], "response_tokens_after": after["response_tokens"],
+                 "ppo_s": result.seconds,
                  "monitor_warnings": sum(len(m.get("warnings", [])) for m in result.monitor),
                  "stopped": result.stopped, "examples_after": after["examples"]}
         entry["toxic_rate_drop"] = (round(1 - entry["toxic_rate_after"] / entry["toxic_rate_before"], 4)
