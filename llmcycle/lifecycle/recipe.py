@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 from pydantic import Field, field_validator
 
+from llmcycle.alignment.align import AlignConfig
 from llmcycle.config import ConfigError, DataConfig, ModelConfig, StageConfig, load_yaml
 from llmcycle.evaluation.evaluate import EvaluateConfig
 from llmcycle.generation.settings import GenerationSettings
@@ -59,7 +60,8 @@ class GenerateStage(GenerationSettings):
 
 STAGE_CONFIGS: dict[str, type[StageConfig]] = {"info": InfoStage, "estimate": EstimateStage,
                                                "prompt_lab": PromptLabConfig, "generate": GenerateStage,
-                                               "tune": TuneConfig, "evaluate": EvaluateConfig}
+                                               "tune": TuneConfig, "align": AlignConfig,
+                                               "evaluate": EvaluateConfig}
 """Stage kinds a recipe may list, in the order the lifecycle usually runs them."""
 
 

@@ -134,15 +134,37 @@ def tune_stage(ctx: Any, cfg: Any, out: Path) -> str:
     from llmcycle.tuning import train
     from llmcycle.tuning.report import tune_section
 
-    data = ctx.data
-    if "train" not in data:  # the recipe reads one split for evaluation: training needs its own
-        from llmcycle.data import load_data_from_config
-
-        data = load_data_from_config(ctx.recipe.data.model_copy(update={"split": None}))
+    data = _with_train_split(ctx)  # the recipe may read one split for evaluation: training needs its own
     base = ctx.model
     result = train(base, data, cfg, out / "tune")
     ctx.tuned_dir, ctx._model = out / "tune" / "model", result.loaded or base
     return tune_section(result, ctx.recipe.model.source, out / "tune", f"{out.name}/tune")
+
+
+def _with_train_split(ctx: Any) -> Any:
+    """The recipe's data with every split (a recipe may read one split for evaluation)."""
+    if "train" in ctx.data:
+        return ctx.data
+    from llmcycle.data import load_data_from_config
+
+    return load_data_from_config(ctx.recipe.data.model_copy(update={"split": None}))
+
+
+def align_stage(ctx: Any, cfg: Any, out: Path) -> str:
+    """PPO per seed from the tuned model (or the recipe's model), before/after evaluation."""
+    from llmcycle.alignment.align import align_section, run_align
+    from llmcycle.models import load_model
+
+    m = ctx.recipe.model
+
+    def make_model() -> Any:
+        if ctx.tuned_dir is not None:
+            return load_model(str(ctx.tuned_dir), dtype=m.dtype, device=m.device)
+        return load_model(m.source, weights=m.weights, dtype=m.dtype, device=m.device, revision=m.revision,
+                          adapter=m.adapter)
+
+    result = run_align(make_model, _with_train_split(ctx), cfg, out / "align")
+    return align_section(result, out / "align", f"{out.name}/align")
 
 
 STAGES: dict[str, Callable[[Any, Any, Path], str]] = {
@@ -152,4 +174,5 @@ STAGES: dict[str, Callable[[Any, Any, Path], str]] = {
     "generate": generate_stage,
     "evaluate": evaluate_stage,
     "tune": tune_stage,
+    "align": align_stage,
 }

@@ -1,0 +1,177 @@
+"""``run_align``: align a model per seed and measure it before and after (the ``align`` command and stage).
+
+For each seed a fresh copy of the starting model is aligned with PPO against a reward source
+(``llmcycle.alignment.rewards``); the starting model, evaluated once, is the "before" and the
+reference of the KL. Every aligned copy is evaluated on the same held-out prompts with the same
+sampling seed (``llmcycle.alignment.evaluate``). What it writes under ``out_dir``:
+
+    seed-N/                 the PPO run of seed N (ppo_log.json, reward.png, kl.png, model/)
+    align_result.json       before, per-seed after, the configuration
+    reward_by_seed.png      reward per PPO step, one line per seed
+    kl_by_seed.png          KL to the reference per PPO step, one line per seed
+
+Seeds that finished are not re-run when ``run_align`` is called again on the same folder with the
+same configuration (each PPO run also resumes from its own checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from llmcycle.alignment.ppo_config import PPOConfig
+from llmcycle.alignment.rewards import RewardConfig
+from llmcycle.config import StageConfig
+from llmcycle.errors import DataError
+from llmcycle.lifecycle.rundir import atomic_write_json, config_hash
+
+
+class AlignEvalOptions(StageConfig):
+    """How the model is measured before and after alignment."""
+
+    split: str = Field("validation", description="Split of the data whose prompts are held out for evaluation "
+                       "(falls back to test, then the last split).")
+    n: int = Field(32, gt=0, description="Held-out prompts evaluated (the first n of the split).")
+    samples: int = Field(2, gt=0, description="Sampled outputs per prompt for the toxicity figures.")
+    seed: int = Field(1234, ge=0, description="Sampling seed of the evaluation (the same before and after).")
+    threshold: float = Field(0.5, gt=0, lt=1, description="P(toxic) above which an output counts as toxic.")
+    scorer: str = Field("profanity-check", min_length=1, description="Toxicity scorer: profanity-check or a "
+                        "classifier's hub id or directory (llmcycle.evaluation.toxicity).")
+    max_new_tokens: int = Field(64, gt=0, description="Most tokens generated per output.")
+    max_input_tokens: int = Field(384, gt=0, description="Prompts are cut to this many tokens.")
+
+
+class AlignConfig(StageConfig):
+    """Preference alignment (PPO against a reward), per seed, with a before/after evaluation."""
+
+    reward: RewardConfig = Field(default_factory=RewardConfig, description="The reward PPO maximises.")
+    ppo: PPOConfig = Field(default_factory=PPOConfig, description="PPO settings (steps, batch, KL, ...).")
+    seeds: list[int] = Field([0], min_length=1, description="One aligned copy per seed (PPO's seed).")
+    n_prompts: int = Field(256, gt=0, description="Training prompts (the first n of the train split).")
+    evaluation: AlignEvalOptions = Field(default_factory=AlignEvalOptions,
+                                         description="Held-out evaluation before and after.")
+
+
+def _rows(data: Any, split: str, n: int, what: str) -> Any:
+    keys = list(data.keys())
+    for name in (split, "test", keys[-1] if keys else None):
+        if name in data:
+            rows = data[name]
+            return rows.select(range(min(n, len(rows)))) if hasattr(rows, "select") else list(rows)[:n]
+    raise DataError(f"{what}: the data has no splits")
+
+
+def _merged(make_model: Callable[[], Any]) -> Callable[[], Any]:
+    """``make_model`` with a LoRA adapter (a tuned model saved as an adapter) folded into its base, so
+    PPO's reference (the starting policy) is well defined."""
+    from llmcycle.tuning.adapters import is_peft, merge_adapter
+
+    def make() -> Any:
+        loaded = make_model()
+        return merge_adapter(loaded) if is_peft(loaded.model) else loaded
+
+    return make
+
+
+def run_align(make_model: Callable[[], Any], data: Any, cfg: AlignConfig | dict, out_dir: str | Path, *,
+              reward: Callable[[Sequence[str], Sequence[str]], Sequence[float]] | None = None) -> dict[str, Any]:
+    """Align fresh copies of a model per seed and evaluate them; see the module docstring.
+
+    Args:
+        make_model: returns a fresh ``LoadedModel`` of the starting point on every call (a LoRA
+            adapter on it is merged into the base first).
+        data: a ``DatasetDict`` (``train`` for prompts, ``evaluation.split`` held out).
+        cfg: an ``AlignConfig`` or its fields.
+        out_dir: the folder written (see the module docstring).
+        reward: a reward callable used instead of ``cfg.reward`` (tests, custom rewards).
+    """
+    from llmcycle.alignment.evaluate import alignment_eval
+    from llmcycle.alignment.ppo import train_ppo
+    from llmcycle.alignment.rewards import make_reward
+    from llmcycle.lifecycle.charts import line_chart
+
+    cfg = cfg if isinstance(cfg, AlignConfig) else AlignConfig.from_dict(dict(cfg), where="align")
+    make_model = _merged(make_model)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if "train" not in data:
+        raise DataError(f"align: the data needs a train split for the PPO prompts (it has {', '.join(data)})")
+    train_rows = _rows(data, "train", cfg.n_prompts, "align")
+    held = _rows(data, cfg.evaluation.split, cfg.evaluation.n, "align.evaluation.split")
+    prompts = [r["input"] for r in train_rows]
+    refs = [r.get("references") for r in train_rows]
+    eval_prompts = [r["input"] for r in held]
+    eval_refs = [r["references"] for r in held] if all(r.get("references") for r in held) else None
+    ev = cfg.evaluation
+    eval_kw = {"samples": ev.samples, "seed": ev.seed, "threshold": ev.threshold, "scorer": ev.scorer,
+               "max_new_tokens": ev.max_new_tokens, "max_input_tokens": ev.max_input_tokens}
+    path = out / "align_result.json"
+    key = config_hash(cfg.model_dump(mode="json") | {"seeds": None})
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    result: dict[str, Any] = saved if saved.get("config_hash") == key else {}
+    result |= {"config_hash": key, "config": cfg.model_dump(mode="json"), "n_train_prompts": len(prompts),
+               "n_eval_prompts": len(eval_prompts)}
+    reference = make_model()
+    if "before" not in result:
+        result["before"] = alignment_eval(reference, eval_prompts, eval_refs, **eval_kw)
+        atomic_write_json(path, result)
+    reward_fn = reward or make_reward(cfg.reward, where="align.reward")
+    seeds = {s["seed"]: s for s in result.get("seeds", [])}
+    for seed in cfg.seeds:
+        if seed in seeds:
+            continue
+        ppo_cfg = cfg.ppo.model_copy(update={"seed": seed})
+        ppo = train_ppo(make_model(), prompts, reward_fn, ppo_cfg, out / f"seed-{seed}", references=refs,
+                        eval_prompts=eval_prompts, eval_references=eval_refs)
+        after = alignment_eval(ppo.loaded, eval_prompts, eval_refs, reference=reference, **eval_kw)
+        tail = ppo.log[-5:]
+        seeds[seed] = {"seed": seed, "after": after, "steps": ppo.steps, "stopped": ppo.stopped,
+                       "kl_final": statistics.fmean(r["kl"] for r in tail) if tail else None,
+                       "reward_first": ppo.log[0]["reward_mean"] if ppo.log else None,
+                       "reward_last": statistics.fmean(r["reward_mean"] for r in tail) if tail else None,
+                       "monitor_warnings": sum(len(m.get("warnings", [])) for m in ppo.monitor),
+                       "seconds": ppo.seconds, "reward_curve": [(r["step"], r["reward_mean"]) for r in ppo.log],
+                       "kl_curve": [(r["step"], r["kl"]) for r in ppo.log]}
+        result["seeds"] = [seeds[s] for s in sorted(seeds)]
+        atomic_write_json(path, result)
+    runs = [seeds[s] for s in cfg.seeds]
+    line_chart({f"seed {r['seed']}": r["reward_curve"] for r in runs}, out / "reward_by_seed.png",
+               title="PPO reward per step", ylabel="reward")
+    line_chart({f"seed {r['seed']}": r["kl_curve"] for r in runs}, out / "kl_by_seed.png",
+               title="KL to the reference per step", ylabel="nats")
+    return result
+
+
+def align_section(result: dict[str, Any], out_dir: Path, rel: str) -> str:
+    """The report section: before vs after per seed, the mean change, the reward and KL curves, examples."""
+    from llmcycle.alignment.evaluate import comparison_rows
+    from llmcycle.lifecycle.report import md_table
+
+    before = result["before"]
+    seeds = [s for s in result["seeds"] if s["seed"] in result["config"]["seeds"]]
+    parts = ["## Alignment (PPO)\n",
+             f"Reward: `{result['config']['reward']['source']}`; {result['n_train_prompts']} training prompts; "
+             f"{result['n_eval_prompts']} held-out prompts x {before['samples_per_prompt']} samples, toxic when "
+             f"P(toxic) > {before['threshold']} ({before['scorer']}).\n"]
+    for s in seeds:
+        parts += [f"### seed {s['seed']}: {s['steps']} PPO steps, final KL {s['kl_final']:.3f}, reward "
+                  f"{s['reward_first']:.3f} -> {s['reward_last']:.3f}"
+                  + (f", stopped by {s['stopped']}" if s["stopped"] else "") + "\n",
+                  md_table(["metric", "before", "after", "change"], comparison_rows(before, s["after"]))]
+    if len(seeds) > 1:
+        rates = [s["after"]["toxic_rate"] for s in seeds]
+        parts.append(f"\nToxic-output rate after, over {len(seeds)} seeds: mean {statistics.fmean(rates):.4f}, "
+                     f"min {min(rates):.4f}, max {max(rates):.4f} (before {before['toxic_rate']:.4f}).\n")
+    for name, title in (("reward_by_seed.png", "reward per step"), ("kl_by_seed.png", "KL per step")):
+        if (out_dir / name).is_file():
+            parts.append(f"\n![{title}]({rel}/{name})\n")
+    if seeds:
+        ex = list(zip(before["examples"]["sampled"], seeds[0]["after"]["examples"]["sampled"]))
+        parts += ["\n### sampled outputs, before and after (seed %d)\n" % seeds[0]["seed"],
+                  md_table(["before", "after"], [[b, a] for b, a in ex])]
+    return "\n".join(parts)

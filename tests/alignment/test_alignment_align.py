@@ -1,0 +1,103 @@
+"""run_align: PPO per seed from fresh copies, before/after evaluation, report section, finished seeds kept."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import llmcycle.alignment.ppo as ppo_module
+from llmcycle.alignment.align import AlignConfig, align_section, run_align
+from llmcycle.errors import ConfigError
+
+CFG = {"seeds": [0, 1], "n_prompts": 8,
+       "ppo": {"steps": 2, "batch_size": 4, "mini_batch_size": 2, "ppo_epochs": 1, "learning_rate": 1e-4,
+               "save_every": 2, "generation": {"max_new_tokens": 6, "temperature": 0.5}},
+       "evaluation": {"n": 3, "samples": 2, "max_new_tokens": 6}}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_align_runs_each_seed_from_a_fresh_model_and_keeps_finished_seeds(tmp_path, monkeypatch):
+    from llmcycle.data import load_data
+    from llmcycle.models import load_model
+
+    data = load_data("builtin:dialogues", n=10)
+    loads = []
+
+    def make():
+        loads.append(1)
+        return load_model("builtin:tiny-t5")
+
+    def reward(prompts, responses):
+        return [float(len(r.split()) % 3) for r in responses]
+
+    result = run_align(make, data, CFG, tmp_path, reward=reward)
+    assert [s["seed"] for s in result["seeds"]] == [0, 1] and len(loads) == 3  # reference + one per seed
+    before = result["before"]
+    assert before["n_prompts"] == 3 and "kl_to_reference" not in before
+    for s in result["seeds"]:
+        assert s["steps"] == 2 and s["after"]["kl_to_reference"] >= 0 and len(s["reward_curve"]) == 2
+        assert (tmp_path / f"seed-{s['seed']}" / "ppo_log.json").is_file()
+    assert (tmp_path / "reward_by_seed.png").is_file() and (tmp_path / "kl_by_seed.png").is_file()
+    saved = json.loads((tmp_path / "align_result.json").read_text())
+    assert saved["before"] == json.loads(json.dumps(before))
+
+    section = align_section(result, tmp_path, "align")
+    assert "### seed 0" in section and "### seed 1" in section and "toxic-output rate (sampled)" in section
+    assert "over 2 seeds" in section and "reward_by_seed.png" in section
+
+    calls = []
+    monkeypatch.setattr(ppo_module, "train_ppo", lambda *a, **k: calls.append(1))
+    again = run_align(make, data, CFG, tmp_path, reward=reward)  # finished seeds are not re-run
+    assert calls == [] and [s["seed"] for s in again["seeds"]] == [0, 1]
+
+
+def test_align_config_errors_name_the_field():
+    with pytest.raises(ConfigError, match=r"align: ppo\.batch_size"):
+        AlignConfig.from_dict({"ppo": {"batch_size": 0}}, where="align")
+    with pytest.raises(ConfigError, match=r"align: seeds"):
+        AlignConfig.from_dict({"seeds": []}, where="align")
+    with pytest.raises(ConfigError, match=r"align: reward\.source"):
+        AlignConfig.from_dict({"reward": {"source": "vibes"}}, where="align")
+
+
+def test_recipe_tune_then_align_starts_from_the_tuned_model(tmp_path):
+    from llmcycle.lifecycle.recipe import Recipe
+    from llmcycle.lifecycle.runner import run_recipe
+
+    recipe = Recipe.from_dict({
+        "name": "a", "runs_dir": str(tmp_path / "runs"), "model": {"source": "builtin:tiny-t5"},
+        "data": {"source": "builtin:dialogues", "split": "test", "n": 8},
+        "stages": [{"tune": {"method": "lora", "lora": {"r": 4}, "max_steps": 2, "batch_size": 2, "save_every": 2}},
+                   {"align": CFG | {"seeds": [0]}}]})
+    run = run_recipe(recipe)
+    result = json.loads(run.file("02-align", "align", "align_result.json").read_text())
+    assert [s["seed"] for s in result["seeds"]] == [0]
+    report = run.file("report.md").read_text()
+    assert "## Alignment (PPO)" in report and "02-align/align/reward_by_seed.png" in report
+    # the PPO policy started from the tuned adapter: its saved model is an adapter on the builtin base
+    assert (run.file("02-align", "align", "seed-0", "model", "adapter_config.json")).is_file() or \
+        (run.file("02-align", "align", "seed-0", "model", "config.json")).is_file()
+
+
+def test_align_cli(tmp_path, monkeypatch, capsys):
+    from tests.cli_helpers import run_cli
+
+    code, out, err = run_cli(monkeypatch, capsys, "align", "builtin:tiny-gpt2", "--steps", "2", "--n", "8",
+                             "--set", "n_prompts=4", "--set", "ppo.batch_size=4", "--set", "ppo.mini_batch_size=2",
+                             "--set", "ppo.generation.max_new_tokens=5", "--set", "evaluation.n=2",
+                             "--set", "evaluation.max_new_tokens=5", "--run-dir", str(tmp_path / "r"))
+    assert code == 0, err
+    assert (tmp_path / "r" / "report.html").is_file() and "toxic rate before" in out
+    result = json.loads((tmp_path / "r" / "align" / "align_result.json").read_text())
+    assert result["config"]["reward"]["source"] == "profanity" and result["seeds"][0]["steps"] == 2
+    code, _, err = run_cli(monkeypatch, capsys, "align", "builtin:tiny-gpt2", "--reward", "vibes")
+    assert code == 1 and "reward.source" in err
