@@ -1,14 +1,16 @@
 """``run_align``: align a model per seed and measure it before and after (the ``align`` command and stage).
 
-For each seed a fresh copy of the starting model is aligned with PPO against a reward source
-(``llmcycle.alignment.rewards``); the starting model, evaluated once, is the "before" and the
-reference of the KL. Every aligned copy is evaluated on the same held-out prompts with the same
+For each seed a fresh copy of the starting model is aligned, with PPO against a reward source
+(``llmcycle.alignment.rewards``) or with DPO on preference pairs (``llmcycle.alignment.dpo``; a
+jsonl file of ``prompt``/``chosen``/``rejected`` rows, e.g. written by the constitutional
+critique-and-revise step); the starting model, evaluated once, is the "before" and the reference
+of the KL. Every aligned copy is evaluated on the same held-out prompts with the same
 sampling seed (``llmcycle.alignment.evaluate``). What it writes under ``out_dir``:
 
-    seed-N/                 the PPO run of seed N (ppo_log.json, reward.png, kl.png, model/)
+    seed-N/                 the PPO (or DPO) run of seed N (its log, plots and model/)
     align_result.json       before, per-seed after, the configuration
-    reward_by_seed.png      reward per PPO step, one line per seed
-    kl_by_seed.png          KL to the reference per PPO step, one line per seed
+    reward_by_seed.png      PPO: reward per step; DPO: implicit reward margin per step; one line per seed
+    kl_by_seed.png          PPO: KL to the reference per step; DPO: loss per step
 
 Seeds that finished are not re-run when ``run_align`` is called again on the same folder with the
 same configuration (each PPO run also resumes from its own checkpoints).
@@ -20,10 +22,11 @@ import json
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from llmcycle.alignment.dpo import DPOConfig
 from llmcycle.alignment.ppo_config import PPOConfig
 from llmcycle.alignment.rewards import RewardConfig
 from llmcycle.config import StageConfig
@@ -47,14 +50,35 @@ class AlignEvalOptions(StageConfig):
 
 
 class AlignConfig(StageConfig):
-    """Preference alignment (PPO against a reward), per seed, with a before/after evaluation."""
+    """Preference alignment (PPO against a reward, or DPO on pairs), per seed, with a before/after evaluation."""
 
+    method: Literal["ppo", "dpo"] = Field("ppo", description="ppo: reinforcement learning against `reward` with a "
+                                         "KL penalty; dpo: direct preference optimisation on `pairs`.")
+    pairs: str | None = Field(None, min_length=1, description="dpo: a jsonl file of preference rows (prompt, "
+                              "chosen, rejected).")
+    dpo: DPOConfig = Field(default_factory=DPOConfig, description="DPO settings (beta, steps, ...).")
     reward: RewardConfig = Field(default_factory=RewardConfig, description="The reward PPO maximises.")
     ppo: PPOConfig = Field(default_factory=PPOConfig, description="PPO settings (steps, batch, KL, ...).")
     seeds: list[int] = Field([0], min_length=1, description="One aligned copy per seed (PPO's seed).")
     n_prompts: int = Field(256, gt=0, description="Training prompts (the first n of the train split).")
     evaluation: AlignEvalOptions = Field(default_factory=AlignEvalOptions,
                                          description="Held-out evaluation before and after.")
+
+    @model_validator(mode="after")
+    def _pairs_for_dpo(self) -> AlignConfig:
+        if self.method == "dpo" and self.pairs is None:
+            raise ValueError("pairs: method dpo needs a jsonl file of prompt/chosen/rejected rows")
+        return self
+
+
+def read_pairs(path: str) -> list[Any]:
+    """Preference pairs from a jsonl file (``prompt``, ``chosen``, ``rejected`` per row)."""
+    from llmcycle.alignment.reward_model import as_pairs
+    from llmcycle.data.readers import read_jsonl_objects
+
+    if not Path(path).is_file():
+        raise DataError(f"align.pairs: {path} does not exist")
+    return as_pairs([row for _, row in read_jsonl_objects(Path(path))], name=f"align.pairs ({path})")
 
 
 def _rows(data: Any, split: str, n: int, what: str) -> Any:
@@ -120,30 +144,47 @@ def run_align(make_model: Callable[[], Any], data: Any, cfg: AlignConfig | dict,
     if "before" not in result:
         result["before"] = alignment_eval(reference, eval_prompts, eval_refs, **eval_kw)
         atomic_write_json(path, result)
-    reward_fn = reward or make_reward(cfg.reward, where="align.reward")
+    reward_fn = (reward or make_reward(cfg.reward, where="align.reward")) if cfg.method == "ppo" else None
+    pairs = read_pairs(cfg.pairs) if cfg.method == "dpo" else None
     seeds = {s["seed"]: s for s in result.get("seeds", [])}
     for seed in cfg.seeds:
         if seed in seeds:
             continue
-        ppo_cfg = cfg.ppo.model_copy(update={"seed": seed})
-        ppo = train_ppo(make_model(), prompts, reward_fn, ppo_cfg, out / f"seed-{seed}", references=refs,
-                        eval_prompts=eval_prompts, eval_references=eval_refs)
-        after = alignment_eval(ppo.loaded, eval_prompts, eval_refs, reference=reference, **eval_kw)
-        tail = ppo.log[-5:]
-        seeds[seed] = {"seed": seed, "after": after, "steps": ppo.steps, "stopped": ppo.stopped,
-                       "kl_final": statistics.fmean(r["kl"] for r in tail) if tail else None,
-                       "reward_first": ppo.log[0]["reward_mean"] if ppo.log else None,
-                       "reward_last": statistics.fmean(r["reward_mean"] for r in tail) if tail else None,
-                       "monitor_warnings": sum(len(m.get("warnings", [])) for m in ppo.monitor),
-                       "seconds": ppo.seconds, "reward_curve": [(r["step"], r["reward_mean"]) for r in ppo.log],
-                       "kl_curve": [(r["step"], r["kl"]) for r in ppo.log]}
+        if cfg.method == "ppo":
+            ppo = train_ppo(make_model(), prompts, reward_fn, cfg.ppo.model_copy(update={"seed": seed}),
+                            out / f"seed-{seed}", references=refs, eval_prompts=eval_prompts,
+                            eval_references=eval_refs)
+            policy, log, entry = ppo.loaded, ppo.log, {"stopped": ppo.stopped, "seconds": ppo.seconds,
+                                                       "monitor_warnings": sum(len(m.get("warnings", []))
+                                                                               for m in ppo.monitor)}
+            curves = {"reward_curve": [(r["step"], r["reward_mean"]) for r in log],
+                      "kl_curve": [(r["step"], r["kl"]) for r in log]}
+            tail = log[-5:]
+            entry |= {"kl_final": statistics.fmean(r["kl"] for r in tail) if tail else None,
+                      "reward_first": log[0]["reward_mean"] if log else None,
+                      "reward_last": statistics.fmean(r["reward_mean"] for r in tail) if tail else None}
+        else:
+            from llmcycle.alignment.dpo import train_dpo
+
+            dpo = train_dpo(make_model(), pairs, cfg.dpo.model_copy(update={"seed": seed}), out / f"seed-{seed}")
+            policy, log = dpo.loaded, dpo.log
+            entry = {"stopped": None, "seconds": dpo.seconds, "n_pairs": dpo.n_pairs}
+            curves = {"reward_curve": [(r["step"], r["margin"]) for r in log],
+                      "kl_curve": [(r["step"], r["loss"]) for r in log]}
+            tail = log[-5:]
+            entry |= {"kl_final": None, "reward_first": log[0]["margin"] if log else None,
+                      "reward_last": statistics.fmean(r["margin"] for r in tail) if tail else None}
+        after = alignment_eval(policy, eval_prompts, eval_refs, reference=reference, **eval_kw)
+        seeds[seed] = {"seed": seed, "method": cfg.method, "after": after, "steps": len(log)} | entry | curves
         result["seeds"] = [seeds[s] for s in sorted(seeds)]
         atomic_write_json(path, result)
     runs = [seeds[s] for s in cfg.seeds]
+    ppo = cfg.method == "ppo"
     line_chart({f"seed {r['seed']}": r["reward_curve"] for r in runs}, out / "reward_by_seed.png",
-               title="PPO reward per step", ylabel="reward")
+               title="PPO reward per step" if ppo else "DPO implicit reward margin per step",
+               ylabel="reward" if ppo else "margin")
     line_chart({f"seed {r['seed']}": r["kl_curve"] for r in runs}, out / "kl_by_seed.png",
-               title="KL to the reference per step", ylabel="nats")
+               title="KL to the reference per step" if ppo else "DPO loss per step", ylabel="nats" if ppo else "loss")
     return result
 
 
@@ -154,20 +195,25 @@ def align_section(result: dict[str, Any], out_dir: Path, rel: str) -> str:
 
     before = result["before"]
     seeds = [s for s in result["seeds"] if s["seed"] in result["config"]["seeds"]]
-    parts = ["## Alignment (PPO)\n",
-             f"Reward: `{result['config']['reward']['source']}`; {result['n_train_prompts']} training prompts; "
+    ppo = result["config"].get("method", "ppo") == "ppo"
+    what = (f"Reward: `{result['config']['reward']['source']}`; {result['n_train_prompts']} training prompts"
+            if ppo else f"Preference pairs: `{result['config']['pairs']}`")
+    parts = [f"## Alignment ({'PPO' if ppo else 'DPO'})\n",
+             f"{what}; "
              f"{result['n_eval_prompts']} held-out prompts x {before['samples_per_prompt']} samples, toxic when "
              f"P(toxic) > {before['threshold']} ({before['scorer']}).\n"]
     for s in seeds:
-        parts += [f"### seed {s['seed']}: {s['steps']} PPO steps, final KL {s['kl_final']:.3f}, reward "
-                  f"{s['reward_first']:.3f} -> {s['reward_last']:.3f}"
-                  + (f", stopped by {s['stopped']}" if s["stopped"] else "") + "\n",
+        head = (f"{s['steps']} PPO steps, final KL {s['kl_final']:.3f}, reward {s['reward_first']:.3f} -> "
+                f"{s['reward_last']:.3f}" if ppo else
+                f"{s['steps']} DPO steps, reward margin {s['reward_first']:.3f} -> {s['reward_last']:.3f}")
+        parts += [f"### seed {s['seed']}: {head}" + (f", stopped by {s['stopped']}" if s["stopped"] else "") + "\n",
                   md_table(["metric", "before", "after", "change"], comparison_rows(before, s["after"]))]
     if len(seeds) > 1:
         rates = [s["after"]["toxic_rate"] for s in seeds]
         parts.append(f"\nToxic-output rate after, over {len(seeds)} seeds: mean {statistics.fmean(rates):.4f}, "
                      f"min {min(rates):.4f}, max {max(rates):.4f} (before {before['toxic_rate']:.4f}).\n")
-    for name, title in (("reward_by_seed.png", "reward per step"), ("kl_by_seed.png", "KL per step")):
+    titles = ("reward per step", "KL per step") if ppo else ("reward margin per step", "DPO loss per step")
+    for name, title in zip(("reward_by_seed.png", "kl_by_seed.png"), titles):
         if (out_dir / name).is_file():
             parts.append(f"\n![{title}]({rel}/{name})\n")
     if seeds:

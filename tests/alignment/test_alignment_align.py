@@ -101,3 +101,23 @@ def test_align_cli(tmp_path, monkeypatch, capsys):
     assert result["config"]["reward"]["source"] == "profanity" and result["seeds"][0]["steps"] == 2
     code, _, err = run_cli(monkeypatch, capsys, "align", "builtin:tiny-gpt2", "--reward", "vibes")
     assert code == 1 and "reward.source" in err
+
+
+def test_align_with_dpo_on_a_pairs_file(tmp_path):
+    from llmcycle.data import load_data
+    from llmcycle.models import load_model
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"#Person1#: hello {i}.", "chosen": "they greet.",
+                                         "rejected": "they greet, what an idiot."}) + "\n" for i in range(8)))
+    cfg = {"method": "dpo", "pairs": str(pairs), "seeds": [0],
+           "dpo": {"max_steps": 2, "batch_size": 4, "method": "full", "learning_rate": 1e-3},
+           "evaluation": {"n": 2, "samples": 1, "max_new_tokens": 5}}
+    result = run_align(lambda: load_model("builtin:tiny-gpt2"), load_data("builtin:dialogues", n=6), cfg, tmp_path)
+    seed = result["seeds"][0]
+    assert seed["method"] == "dpo" and seed["steps"] == 2 and seed["n_pairs"] == 8
+    assert seed["after"]["kl_to_reference"] > 0  # the policy moved away from where it started
+    section = align_section(result, tmp_path, ".")
+    assert "## Alignment (DPO)" in section and "2 DPO steps" in section
+    with pytest.raises(ConfigError, match="pairs"):
+        AlignConfig.from_dict({"method": "dpo"}, where="align")
