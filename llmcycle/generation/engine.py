@@ -102,6 +102,7 @@ def generate_detailed(
     *,
     progress: bool = False,
     truncate: bool = False,
+    streamer: Any = None,
 ) -> list[GenerationResult]:
     """Generate for every input; one ``GenerationResult`` per input, in input order.
 
@@ -118,6 +119,9 @@ def generate_detailed(
         truncate: cut inputs longer than ``max_input_tokens`` (on the tokenizer's
             ``truncation_side``; logged, and flagged in the results) instead of raising ``DataError``
             naming the first such input.
+        streamer: a transformers streamer (``put``/``end``, e.g. ``TextIteratorStreamer``) that
+            ``model.generate`` feeds token ids as they are generated; one input and one output only.
+            The results are the same as without it (``llmcycle.serving`` streams this way).
     """
     settings = settings or GenerationSettings()
     if isinstance(inputs, str) or not all(isinstance(t, str) for t in inputs):
@@ -128,6 +132,8 @@ def generate_detailed(
         raise LLMCycleError(f"{loaded.source} is a {loaded.kind} model; generation needs a seq2seq or causal LM")
     if not inputs:
         return []
+    if streamer is not None and (len(inputs) != 1 or settings.num_return_sequences != 1 or settings.num_beams != 1):
+        raise LLMCycleError("a streamer takes one input, one output and no beam search")
     tok = loaded.tokenizer
     _ensure_pad_token(tok)
     limit = input_limit(loaded, settings, max_input_tokens)
@@ -140,7 +146,7 @@ def generate_detailed(
     results: list[GenerationResult | None] = [None] * len(inputs)
     with _progress_bar(progress, len(inputs)) as advance:
         for batch in sort_into_batches(lengths, batch_size):
-            outputs = _generate_batch(loaded, [inputs[i] for i in batch], batch, settings, limit)
+            outputs = _generate_batch(loaded, [inputs[i] for i in batch], batch, settings, limit, streamer)
             for i, outs in zip(batch, outputs):
                 results[i] = GenerationResult(i, inputs[i], min(lengths[i], limit), lengths[i] > limit, outs)
             advance(len(batch))
@@ -203,7 +209,7 @@ def _ensure_pad_token(tok: Any) -> None:
 
 
 def _generate_batch(loaded: LoadedModel, texts: list[str], indices: list[int], settings: GenerationSettings,
-                    limit: int) -> list[list[Any]]:
+                    limit: int, streamer: Any = None) -> list[list[Any]]:
     """Outputs for one batch: a list of ``num_return_sequences`` ``Output``s per text."""
     import torch
     from transformers import LogitsProcessorList, StoppingCriteriaList
@@ -232,7 +238,8 @@ def _generate_batch(loaded: LoadedModel, texts: list[str], indices: list[int], s
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=mask, pad_token_id=tok.pad_token_id,
                              logits_processor=LogitsProcessorList(processors),
-                             stopping_criteria=StoppingCriteriaList(criteria), **kwargs)  # (B*n, prompt_len + T)
+                             stopping_criteria=StoppingCriteriaList(criteria), streamer=streamer,
+                             **kwargs)  # (B*n, prompt_len + T)
     rows = out[:, prompt_len:].tolist()
     eos = _eos_ids(model, tok)
     outputs = [_finish(row, decode, settings.stop, eos) for row in rows]
