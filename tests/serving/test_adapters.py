@@ -35,17 +35,33 @@ def test_model_card_names_the_adapter(client_for, adapters):
     assert card["parent"] == "base" and card["adapter"] == adapters["summarise"] and card["root"] == BASE
 
 
-def test_merged_adapter_serves_the_same_outputs(client_for, adapters, tmp_path):
+def test_merged_adapter_serves_the_same_outputs(client_for, adapters):
+    """Merged in memory (``merge_adapter``) and served as the base: the adapter's outputs, token for token."""
     from llmcycle.models import load_model
     from llmcycle.tuning.adapters import merge_adapter
 
     merged = merge_adapter(load_model(BASE, adapter=adapters["summarise"]))
-    merged.model.save_pretrained(tmp_path / "merged")
-    merged.tokenizer.save_pretrained(tmp_path / "merged")
     with client_for({"adapters": adapters}) as c:
         unmerged = [complete(c, "summarise", p) for p in PROMPTS]
-    with client_for({"model": str(tmp_path / "merged"), "name": "summarise-merged"}) as c:
+    with client_for({"name": "summarise-merged"}, loaded=merged) as c:
         assert [complete(c, "summarise-merged", p) for p in PROMPTS] == unmerged
+
+
+def test_merged_adapter_saved_and_served_from_its_directory(client_for, tmp_path):
+    """The deployment path: merge, save_pretrained, ``llmcycle serve DIR`` (a seq2seq base this time)."""
+    from llmcycle.models import load_model
+    from llmcycle.tuning.adapters import merge_adapter
+    from tests.serving.conftest import make_adapter
+
+    adapter = str(make_adapter(tmp_path / "t5-lora", seed=1, base="builtin:tiny-t5", targets=("q", "v")))
+    merged = merge_adapter(load_model("builtin:tiny-t5", adapter=adapter))
+    merged.model.save_pretrained(tmp_path / "merged")
+    merged.tokenizer.save_pretrained(tmp_path / "merged")
+    with client_for({"model": "builtin:tiny-t5", "adapters": {"lora": adapter}}) as c:
+        unmerged = [complete(c, "lora", p) for p in PROMPTS]
+    with client_for({"model": str(tmp_path / "merged")}) as c:
+        assert [complete(c, "base", p) for p in PROMPTS] == unmerged
+    assert len(set(unmerged)) == len(PROMPTS)  # the adapter makes tiny-t5 say something different per prompt
 
 
 def test_adapter_directory_as_the_model(client_for, adapters):
