@@ -136,7 +136,7 @@ def main() -> None:
 
 
 # Subcommands defined in their own modules register themselves on import.
-from llmcycle import cli_align, cli_benchmark, cli_generate, cli_serve, cli_stages, cli_tune  # noqa: E402,F401
+from llmcycle import cli_align, cli_benchmark, cli_generate, cli_optimize, cli_serve, cli_stages, cli_tune  # noqa: E402,F401
 
 if __name__ == "__main__":
     main()

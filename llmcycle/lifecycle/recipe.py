@@ -28,6 +28,7 @@ from llmcycle.alignment.align import AlignConfig
 from llmcycle.config import ConfigError, DataConfig, ModelConfig, StageConfig, load_yaml
 from llmcycle.evaluation.evaluate import EvaluateConfig
 from llmcycle.generation.settings import GenerationSettings
+from llmcycle.optimize.config import OptimizeConfig
 from llmcycle.prompts.lab import PromptLabConfig
 from llmcycle.tuning.config import TuneConfig
 
@@ -61,7 +62,7 @@ class GenerateStage(GenerationSettings):
 STAGE_CONFIGS: dict[str, type[StageConfig]] = {"info": InfoStage, "estimate": EstimateStage,
                                                "prompt_lab": PromptLabConfig, "generate": GenerateStage,
                                                "tune": TuneConfig, "align": AlignConfig,
-                                               "evaluate": EvaluateConfig}
+                                               "evaluate": EvaluateConfig, "optimize": OptimizeConfig}
 """Stage kinds a recipe may list, in the order the lifecycle usually runs them."""
 
 

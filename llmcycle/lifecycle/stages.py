@@ -167,6 +167,18 @@ def align_stage(ctx: Any, cfg: Any, out: Path) -> str:
     return align_section(result, out / "align", f"{out.name}/align")
 
 
+def optimize_stage(ctx: Any, cfg: Any, out: Path) -> str:
+    """Quantise / prune / distil / merge the current model (the tuned one after a tune stage), measured alike."""
+    from llmcycle.optimize import optimize_section, run_optimize
+
+    split = ctx.recipe.data.split or "test"
+    data = ctx.data
+    rows = data[split] if split in data else data[list(data.keys())[-1]]
+    train_data = _with_train_split(ctx) if "distil" in cfg.methods else None
+    result = run_optimize(ctx.model, rows, cfg, out / "optimize", train_data=train_data, progress=ctx.progress)
+    return optimize_section(result, f"{out.name}/optimize")
+
+
 STAGES: dict[str, Callable[[Any, Any, Path], str]] = {
     "info": info_stage,
     "prompt_lab": prompt_lab_stage,
@@ -175,4 +187,5 @@ STAGES: dict[str, Callable[[Any, Any, Path], str]] = {
     "evaluate": evaluate_stage,
     "tune": tune_stage,
     "align": align_stage,
+    "optimize": optimize_stage,
 }

@@ -213,6 +213,10 @@ def _load_local(path: Path, weights: str, torch_dtype: Any) -> LoadedModel:
     kind = model_kind(config)
     if weights == "random":
         model = build_random(config).to(torch_dtype)
+    elif (path / "llmcycle_quantization.json").is_file():  # written by llmcycle.optimize (int8)
+        from llmcycle.optimize.quantize import load_int8
+
+        model = load_int8(path, kind)
     else:
         try:
             model = _auto_class(kind).from_pretrained(path, dtype=torch_dtype)

@@ -43,12 +43,18 @@ def _base_tokenizer(kind: str) -> Any:
     tok.model_max_length = 512
     tok.model_input_names = ["input_ids", "attention_mask"]  # no token_type_ids: not every family takes them
     if kind == "causal":
-        tok.backend_tokenizer.post_processor = TemplateProcessing(
+        from transformers import PreTrainedTokenizerFast
+
+        backend = copy.deepcopy(tok.backend_tokenizer)
+        backend.post_processor = TemplateProcessing(
             single="[CLS] $A", pair="[CLS] $A $B", special_tokens=[("[CLS]", tok.cls_token_id)]
         )
-        tok.padding_side = "left"
-        tok.bos_token = tok.cls_token
-        tok.eos_token = tok.sep_token
+        # a generic fast tokenizer, not BertTokenizer: BertTokenizer rebuilds its own [CLS] .. [SEP]
+        # template when loaded, so a saved causal model would read prompts ending in [SEP]
+        tok = PreTrainedTokenizerFast(
+            tokenizer_object=backend, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]",
+            mask_token="[MASK]", bos_token="[CLS]", eos_token="[SEP]", padding_side="left", model_max_length=512,
+            model_input_names=["input_ids", "attention_mask"])
     return tok
 
 

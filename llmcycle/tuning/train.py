@@ -254,7 +254,7 @@ def mixed_rows(train_rows: Any, cfg: TuneConfig) -> tuple[list[dict[str, Any]], 
 
 
 def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: str | Path, *,
-          resume: bool = True, callbacks: Sequence[Any] = ()) -> TuneResult:
+          resume: bool = True, callbacks: Sequence[Any] = (), trainer_cls: Any = None) -> TuneResult:
     """Fine-tune ``loaded`` (a ``LoadedModel``, changed in place) on ``data`` as ``cfg`` says.
 
     Args:
@@ -265,6 +265,8 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
         out_dir: the run's folder (see the module docstring).
         resume: continue from the newest checkpoint under ``out_dir/checkpoints`` if there is one.
         callbacks: extra ``transformers.TrainerCallback`` objects.
+        trainer_cls: a ``Seq2SeqTrainer`` / ``Trainer`` subclass to use instead (e.g. one with its
+            own ``compute_loss``, as distillation does).
     """
     from transformers import Seq2SeqTrainer, Trainer
 
@@ -299,7 +301,7 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
     print(f"{cfg.method}: {prepared.summary()}")
     model = prepared.model
     args = _arguments(cfg, loaded.kind, out, eval_ds is not None, device)
-    trainer_cls = Seq2SeqTrainer if loaded.kind == "seq2seq" else Trainer
+    trainer_cls = trainer_cls or (Seq2SeqTrainer if loaded.kind == "seq2seq" else Trainer)
     extra = [_mark_complete_callback(), *callbacks]
     if cfg.early_stopping_patience:
         extra.append(early_stop_callback(cfg.early_stopping_patience))

@@ -1,0 +1,26 @@
+"""A recipe that tunes a LoRA adapter, then optimises: merge and int8 measured against the tuned model."""
+
+from __future__ import annotations
+
+import json
+
+from llmcycle.lifecycle.recipe import Recipe
+from llmcycle.lifecycle.runner import run_recipe
+
+
+def test_tune_then_optimize_merges_and_quantises_the_tuned_model(tmp_path):
+    recipe = Recipe.from_dict({
+        "name": "t", "runs_dir": str(tmp_path / "runs"), "model": {"source": "builtin:tiny-t5"},
+        "data": {"source": "builtin:dialogues", "split": "test", "n": 3},
+        "stages": [{"tune": {"method": "lora", "lora": {"r": 4}, "max_steps": 2, "batch_size": 2, "save_every": 2}},
+                   {"optimize": {"methods": ["merge", "int8"],
+                                 "measure": {"n": 3, "latency_n": 0, "generation": {"max_new_tokens": 4}}}}],
+    })
+    run = run_recipe(recipe)
+    result = json.loads(run.file("02-optimize", "optimize", "optimize_result.json").read_text())
+    assert [r["model"] for r in result["table"]] == ["baseline", "merge", "int8"]
+    assert result["variants"]["merge"]["details"]["max_abs_logit_diff"] < 1e-4
+    assert result["variants"]["merge"]["examples"] == result["baseline"]["examples"]
+    assert run.file("02-optimize", "optimize", "int8", "model", "llmcycle_quantization.json").is_file()
+    report = run.file("report.md").read_text()
+    assert "## Deployment optimisation" in report and "| merge |" in report
