@@ -2,11 +2,18 @@
 
 Requests (``Job``) go into an asyncio queue. One collector task on the event loop takes them out
 into buckets of *compatible* jobs (same served model, same generation settings: the ``key``), picks
-the bucket whose first job is oldest, lets it fill for up to ``max_wait_ms`` (counted from that
-job's arrival, so a job that already waited behind a running batch does not wait again) or until
-``max_batch_size`` jobs, and hands the batch to the single model thread, which runs one batched
+the bucket whose first job is oldest, lets it fill until ``max_batch_size`` jobs or for up to
+``max_wait_ms``, and hands the batch to the single model thread, which runs one batched
 ``generate``. Each job's future is then resolved with its own result (or the batch's exception).
 While the model thread is busy, new requests pile up in the queue and form the next batch.
+
+The wait is counted from the later of the first job's arrival and the moment the model thread
+came free. Counting from arrival alone lets clients split into cohorts that never meet: with 16
+clients each sending its next request when answered, a first batch of 5 (those that had arrived)
+leaves 11 queued behind it; those 11 run the moment the 5 finish, the 5 clients' next requests
+arrive a few milliseconds too late, and batches of 5 and 11 alternate for ever (measured:
+2.6x the unbatched throughput instead of what batches of 16 give). Waiting ``max_wait_ms`` after
+each batch lets the clients just answered rejoin, so the cohorts merge.
 
 ``max_batch_size=1`` (batching off) is the baseline: one request per generate call, no waiting.
 ``solo`` jobs (streamed requests, seeded sampling) always run alone and never wait: a stream feeds
@@ -60,6 +67,7 @@ class Scheduler:
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._closing = False
+        self._free_since = 0.0  # when the model thread last finished a batch
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -121,7 +129,7 @@ class Scheduler:
             key = min((k for k, jobs in self._buckets.items() if jobs), key=lambda k: self._buckets[k][0].arrived)
             bucket = self._buckets[key]
             if not bucket[0].solo:
-                stopping |= await self._fill(bucket, bucket[0].arrived + self.max_wait)
+                stopping |= await self._fill(bucket, max(bucket[0].arrived, self._free_since) + self.max_wait)
             batch = [j for j in bucket[:self.max_batch_size] if not j.future.done()]  # done: client gone
             del bucket[:self.max_batch_size]
             if not bucket:
@@ -166,12 +174,14 @@ class Scheduler:
             results = await loop.run_in_executor(self._executor, self.run, first.model, [j.prompt for j in batch],
                                                  first.settings, first.streamer)
         except Exception as exc:  # noqa: BLE001 - every job of the batch hears why
+            self._free_since = time.monotonic()
             if first.streamer is not None:
                 first.streamer.close()
             for job in batch:
                 if not job.future.done():
                     job.future.set_exception(exc)
             return
+        self._free_since = time.monotonic()
         for job, result in zip(batch, results):
             if not job.future.done():
                 job.future.set_result(result)

@@ -79,6 +79,41 @@ def test_solo_jobs_run_alone():
     assert sorted(p for _, p in rec.calls) == [["a", "b"], ["s1"], ["s2"]]
 
 
+def test_clients_answered_by_one_batch_rejoin_the_next():
+    """Jobs queued behind a running batch wait for the clients that batch answers, so cohorts merge."""
+
+    async def main():
+        gate, calls = threading.Event(), []
+
+        def runner(model, prompts, settings, streamer):
+            calls.append(list(prompts))
+            if len(calls) == 1:
+                gate.wait(30)  # the first batch runs until c and d have queued behind it
+            return prompts
+
+        scheduler = Scheduler(runner, max_batch_size=4, max_wait_ms=500)
+        scheduler.start()
+
+        async def client(name: str, rounds: int, waited_s: float = 0.0):
+            for r in range(rounds):  # the next request as soon as the last is answered
+                j = job(f"{name}{r}")
+                j.arrived -= waited_s  # as if queued that long ago: its own max_wait is long over
+                await scheduler.submit(j)
+
+        first = [asyncio.ensure_future(client(n, 2)) for n in "ab"]
+        while not calls:
+            await asyncio.sleep(0.001)
+        late = [asyncio.ensure_future(client(n, 1, waited_s=60)) for n in "cd"]
+        while scheduler.outstanding < 4:
+            await asyncio.sleep(0.001)
+        gate.set()
+        await asyncio.gather(*first, *late)
+        await scheduler.close()
+        return calls
+
+    assert asyncio.run(main()) == [["a0", "b0"], ["c0", "d0", "a1", "b1"]]
+
+
 def test_a_failing_batch_fails_each_of_its_jobs_and_the_scheduler_goes_on():
     rec = Recorder(fail=True)
     results = run_jobs(Scheduler(rec, max_batch_size=4, max_wait_ms=20), [job("a"), job("b")])
