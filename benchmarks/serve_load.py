@@ -1,7 +1,8 @@
 """Load test of ``llmcycle serve``: dynamic batching vs one request per generate call.
 
-Starts the real server (``python -m llmcycle serve``, a subprocess on a free loopback port) twice on
-the same model: with dynamic batching, then with ``--no-batching`` (the baseline). Each time
+Starts the real server (``python -m llmcycle serve``, a subprocess on a free loopback port) on the
+same model with dynamic batching (``--max-wait-ms``, and again for each ``--also-wait-ms``), then
+with ``--no-batching`` (the baseline). Each time
 ``--clients`` concurrent clients (httpx, async) send summarisation requests, each sending its next
 request when the last one is answered, until ``--requests`` have been sent or ``--max-seconds`` have
 passed. Requests are greedy (``temperature: 0``) with ``max_tokens`` new tokens, on DialogSum test
@@ -11,8 +12,8 @@ prompt exceeds ``--max-prompt-tokens``. Both runs send the same prompts in the s
 
 Reported per run: throughput (requests/s over the run's wall time), p50/p95/p99 latency, failures,
 and the server's batch-size histogram; overall, the throughput ratio batched/unbatched (target: >= 3
-with 16 clients, 0 failed) and how many outputs are identical between the runs (greedy decoding,
-so batching must not change them).
+with 16 clients, 0 failed; top-level figures are the ``--max-wait-ms`` run's) and how many outputs
+are identical to the unbatched run's (greedy decoding, so batching must not change them).
 
     OMP_NUM_THREADS=1 python benchmarks/serve_load.py                  # minilm-seq2seq, 16 clients, 96 requests
     OMP_NUM_THREADS=1 python benchmarks/serve_load.py --requests 32 --clients 8 --model builtin:tiny-t5
@@ -142,9 +143,9 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if values else None
 
 
-def run(model: str, texts: list[str], args: argparse.Namespace, batching: bool) -> dict[str, Any]:
+def run(model: str, texts: list[str], args: argparse.Namespace, batching: bool, wait_ms: float) -> dict[str, Any]:
     extra = ["--max-tokens", str(args.max_tokens), "--max-batch-size", str(args.max_batch_size),
-             "--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(max(1024, args.clients * 2))]
+             "--max-wait-ms", str(wait_ms), "--max-queue", str(max(1024, args.clients * 2))]
     server = Server(model, extra + ([] if batching else ["--no-batching"]))
     try:
         asyncio.run(load(server.url, texts[:2], 2, args.max_tokens, 600))  # warm-up, not counted
@@ -157,7 +158,7 @@ def run(model: str, texts: list[str], args: argparse.Namespace, batching: bool) 
     warm = got["health"]  # counters include the 2 warm-up requests (their own 1 or 2 calls)
     errors = sorted({r["error"] for r in done if not r["ok"]})
     return {
-        "batching": batching, "sent": len(done), "completed": len(ok), "failed": len(done) - len(ok),
+        "batching": batching, "max_wait_ms": wait_ms if batching else None, "sent": len(done), "completed": len(ok), "failed": len(done) - len(ok),
         "not_sent_time_limit": len(texts) - len(done), "wall_s": round(got["wall_s"], 2),
         "throughput_rps": round(len(ok) / got["wall_s"], 3), "tokens_per_s": round(sum(r["tokens"] for r in ok)
                                                                                    / got["wall_s"], 1),
@@ -176,23 +177,33 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=300, help="stop sending after this long, per run")
     parser.add_argument("--max-tokens", type=int, default=60)
     parser.add_argument("--max-batch-size", type=int, default=16)
-    parser.add_argument("--max-wait-ms", type=float, default=10)
+    parser.add_argument("--max-wait-ms", type=float, default=100,
+                        help="the batched run's max_wait_ms (default 100: a batch takes seconds on a CPU, and a "
+                        "wait that covers a client's round trip lets the clients one batch answered join the next)")
+    parser.add_argument("--also-wait-ms", type=float, nargs="*", default=[10],
+                        help="extra batched runs with these max_wait_ms values, reported beside (default: 10)")
     parser.add_argument("--max-prompt-tokens", type=int, default=384, help="skip dialogues with longer prompts")
     args = parser.parse_args()
 
     texts, source, too_long = prompts(args.model, args.requests, args.max_prompt_tokens)
     print(f"{len(texts)} requests from {source} ({too_long} dialogues skipped as too long), {args.clients} clients")
     runs = {}
-    for batching in (True, False):
-        name = "batched" if batching else "unbatched"
-        runs[name] = run(args.model, texts, args, batching)
+    plan = [("batched", True, args.max_wait_ms), *((f"batched_wait_{w:g}ms", True, w) for w in args.also_wait_ms),
+            ("unbatched", False, 0.0)]
+    for name, batching, wait_ms in plan:
+        runs[name] = run(args.model, texts, args, batching, wait_ms)
         r = runs[name]
         print(f"{name:>9}: {r['throughput_rps']:.2f} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
               f"{r['completed']} ok / {r['failed']} failed in {r['wall_s']} s")
     batched, unbatched = runs["batched"], runs["unbatched"]
-    pairs = [(a, b) for a, b in zip(batched.pop("texts"), unbatched.pop("texts")) if a is not None and b is not None]
+    texts_of = {name: r.pop("texts") for name, r in runs.items()}
+    pairs = [(a, b) for name in runs if name != "unbatched"
+             for a, b in zip(texts_of[name], texts_of["unbatched"]) if a is not None and b is not None]
+    others = {name: {**r, "throughput_ratio": round(r["throughput_rps"] / unbatched["throughput_rps"], 2)
+                     if unbatched["throughput_rps"] else None}
+              for name, r in runs.items() if name not in ("batched", "unbatched")}
     ratio = batched["throughput_rps"] / unbatched["throughput_rps"] if unbatched["throughput_rps"] else None
-    failed = batched["failed"] + unbatched["failed"]
+    failed = sum(r["failed"] for r in runs.values())
     result = {
         "clients": args.clients, "requests": args.requests,
         "throughput_ratio": round(ratio, 2) if ratio else None, "failed": failed,
@@ -200,7 +211,7 @@ def main() -> None:
         "target": {"throughput_ratio_at_least": 3.0, "failed": 0,
                    "met": bool(ratio and ratio >= 3.0 and failed == 0)},
         "identical_outputs": f"{sum(a == b for a, b in pairs)}/{len(pairs)}",
-        "batched": batched, "unbatched": unbatched,
+        "batched": batched, "unbatched": unbatched, **others,
         "setup": {"model": args.model, "data": source, "prompt_template": TEMPLATE, "dialogues_too_long": too_long,
                   "max_prompt_tokens": args.max_prompt_tokens, "max_tokens": args.max_tokens, "temperature": 0,
                   "max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms,

@@ -32,8 +32,10 @@ class ServeConfig(StageConfig):
     batching: bool = Field(True, description="Batch concurrent compatible requests dynamically; false serves one "
                            "request per generate call (the baseline).")
     max_batch_size: int = Field(16, ge=1, le=1024, description="Most requests in one batched generate call.")
-    max_wait_ms: float = Field(10.0, ge=0, le=60_000, description="How long the first request of a batch waits "
-                               "for compatible requests to join it (milliseconds) before the batch runs anyway.")
+    max_wait_ms: float = Field(10.0, ge=0, le=60_000, description="How long a batch that is not full waits for "
+                               "compatible requests to join it (milliseconds, from its first request's arrival or "
+                               "the end of the previous batch, whichever is later). Where a batch takes seconds (a "
+                               "CPU), 50-100 ms costs little and lets clients answered by one batch join the next.")
     max_queue: int = Field(1024, ge=1, description="Most requests waiting for the model; more get 503 "
                            "(server busy) at once instead of waiting without bound.")
     max_input_tokens: int | None = Field(None, ge=1, description="Longest prompt accepted, in tokens (special tokens "
