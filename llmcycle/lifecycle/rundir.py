@@ -89,6 +89,31 @@ class RunDir:
         except (OSError, ValueError):
             return False
 
+    def begin_stage(self, name: str, cfg_hash: str) -> Path | None:
+        """Mark stage ``name`` started with ``cfg_hash``. Its folder from an earlier run with another config
+        (finished or interrupted) is moved aside to ``<name>.superseded-<old hash>`` (kept, never deleted) so
+        the stage starts clean; an interrupted run of the same config stays, to be resumed. Returns the
+        folder moved aside, if any."""
+        old = None
+        for marker in (self.file("stages", f"{name}.started.json"), self.file("stages", f"{name}.done.json")):
+            if marker.is_file():
+                try:
+                    old = json.loads(marker.read_text(encoding="utf-8")).get("config_hash")
+                except (OSError, ValueError):
+                    old = "unknown"
+                break
+        moved = None
+        folder = self.file(name)
+        if old is not None and old != cfg_hash and folder.exists():
+            moved = self.file(f"{name}.superseded-{str(old)[:12]}")
+            n = 2
+            while moved.exists():
+                moved, n = self.file(f"{name}.superseded-{str(old)[:12]}-{n}"), n + 1
+            folder.rename(moved)
+        self.file("stages", f"{name}.done.json").unlink(missing_ok=True)
+        atomic_write_json(self.file("stages", f"{name}.started.json"), {"stage": name, "config_hash": cfg_hash})
+        return moved
+
     def mark_done(self, name: str, cfg_hash: str, summary: dict[str, Any]) -> None:
         atomic_write_json(self.file("stages", f"{name}.done.json"),
                           {"stage": name, "config_hash": cfg_hash,

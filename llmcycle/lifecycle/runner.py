@@ -31,12 +31,14 @@ class RunContext:
     recipe: Recipe
     run: RunDir
     tuned_dir: Path | None = None  # set once a tune stage has produced a model or adapter
+    tuned: list[tuple[str, Path]] = field(default_factory=list)  # (label, model dir) of every tune stage so far
     _model: Any = None
     _data: Any = None
     progress: Callable[[str], None] = field(default=lambda msg: log.info(msg))
 
     @property
     def model(self) -> Any:
+        """The current model: the latest tune stage's output, or the recipe's model."""
         if self._model is None:
             from llmcycle.models import load_model
 
@@ -49,6 +51,16 @@ class RunContext:
                 self._model = load_model(m.source, weights=m.weights, dtype=m.dtype, device=m.device,
                                          revision=m.revision, adapter=m.adapter)
         return self._model
+
+    def add_tuned(self, method: str, path: Path) -> None:
+        """Record a tune stage's output under a label unique in this run (tuned-lora, tuned-lora-2, ...)."""
+        label = f"tuned-{method}"
+        taken = {lab for lab, _ in self.tuned}
+        n = 2
+        while label in taken:
+            label, n = f"tuned-{method}-{n}", n + 1
+        self.tuned.append((label, path))
+        self.tuned_dir = path
 
     @property
     def data(self) -> Any:
@@ -100,15 +112,22 @@ def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, only: str | No
     atomic_write_json(run.file("environment.json"), environment())
     ctx = RunContext(recipe, run, progress=progress or (lambda m: log.info(m)))
     selected = set(_select(recipe, only, from_stage))
+    upstream: list[str] = []  # the tune stages so far: a stage after a changed tune stage runs again
     for i, (kind, cfg) in enumerate(recipe.stage_configs()):
         name = f"{i + 1:02d}-{kind}"
-        h = config_hash({"stage": cfg, "model": recipe.model, "data": recipe.data})
+        h = config_hash({"stage": cfg, "model": recipe.model, "data": recipe.data, "upstream": upstream})
+        if kind == "tune":
+            upstream = [*upstream, h]
         if i not in selected or run.stage_done(name, h):
             if i in selected:
                 ctx.progress(f"[{name}] already done with this config: skipped")
             if kind == "tune" and run.file(name, "tune", "model").is_dir():
-                ctx.tuned_dir, ctx._model = run.file(name, "tune", "model"), None
+                ctx.add_tuned(cfg.method, run.file(name, "tune", "model"))
+                ctx._model = None
             continue
+        moved = run.begin_stage(name, h)
+        if moved is not None:
+            ctx.progress(f"[{name}] config changed: the earlier output was moved to {moved.name}")
         ctx.progress(f"[{name}] running")
         t0 = time.perf_counter()
         try:

@@ -102,7 +102,11 @@ def evaluate_stage(ctx: Any, cfg: Any, out: Path) -> str:
     m = ctx.recipe.model
     own = m.source + (f"+{m.adapter}" if m.adapter else "")
     preloaded = {}
-    if not cfg.models and ctx.tuned_dir is not None:  # after a tune stage: base vs tuned
+    if not cfg.models and len(ctx.tuned) > 1:  # after several tune stages: base vs each tuned model
+        specs = [f"{label}={path}" for label, path in ctx.tuned]
+        cfg = cfg.model_copy(update={"models": [f"base={own}", *specs]})
+        preloaded[specs[-1]] = ctx.model
+    elif not cfg.models and ctx.tuned_dir is not None:  # after a tune stage: base vs tuned
         tuned = f"tuned={ctx.tuned_dir}"
         cfg = cfg.model_copy(update={"models": [f"base={own}", tuned]})
         preloaded[tuned] = ctx.model
@@ -135,9 +139,18 @@ def tune_stage(ctx: Any, cfg: Any, out: Path) -> str:
     from llmcycle.tuning.report import tune_section
 
     data = _with_train_split(ctx)  # the recipe may read one split for evaluation: training needs its own
-    base = ctx.model
+    if cfg.start == "recipe_model" and ctx.tuned:  # compare methods side by side: start again from the recipe's model
+        from llmcycle.models import load_model
+
+        m = ctx.recipe.model
+        ctx.progress(f"loading model {m.source} afresh (tune.start: recipe_model)")
+        base = load_model(m.source, weights=m.weights, dtype=m.dtype, device=m.device, revision=m.revision,
+                          adapter=m.adapter)
+    else:
+        base = ctx.model
     result = train(base, data, cfg, out / "tune")
-    ctx.tuned_dir, ctx._model = out / "tune" / "model", result.loaded or base
+    ctx.add_tuned(cfg.method, out / "tune" / "model")
+    ctx._model = result.loaded or base
     return tune_section(result, ctx.recipe.model.source, out / "tune", f"{out.name}/tune")
 
 

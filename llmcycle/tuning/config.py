@@ -112,6 +112,9 @@ class TuneConfig(StageConfig):
     main_weight: float = Field(1.0, gt=0, description="Weight of the main data in the mix (only with mix).")
     mix_size: int | None = Field(None, gt=0, description="Rows of the mixed training set; default: all rows of "
                                  "all tasks.")
+    start: Literal["current", "recipe_model"] = Field(
+        "current", description="In a recipe: tune the model the earlier stages produced (current), or the recipe's "
+        "model afresh (recipe_model: e.g. full and LoRA fine-tuning side by side). Ignored by `llmcycle tune`.")
 
     @model_validator(mode="after")
     def _check(self) -> TuneConfig:

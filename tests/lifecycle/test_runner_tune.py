@@ -45,3 +45,39 @@ def test_tune_cli(tmp_path, monkeypatch, capsys):
     assert "trainable" in out
     code, _, err = run_cli(monkeypatch, capsys, "tune", "builtin:tiny-t5", "--method", "magic")
     assert code == 1 and "method" in err
+
+
+def two_methods_recipe(tmp_path, full_steps: int = 2) -> Recipe:
+    common = {"batch_size": 2, "save_every": 50, "max_input_tokens": 64, "max_target_tokens": 16}
+    return Recipe.from_dict({
+        "name": "t", "runs_dir": str(tmp_path / "runs"), "model": {"source": "builtin:tiny-t5"},
+        "data": {"source": "builtin:dialogues", "split": "test", "n": 3},
+        "stages": [{"tune": {"method": "full", "max_steps": full_steps, **common}},
+                   {"tune": {"method": "lora", "lora": {"r": 4}, "max_steps": 2, "start": "recipe_model", **common}},
+                   {"evaluate": {"generation": {"max_new_tokens": 3}, "bootstrap_resamples": 100,
+                                 "metrics": ["rouge"]}}],
+    })
+
+
+def test_full_and_lora_side_by_side_and_a_changed_tune_reruns_what_follows(tmp_path, monkeypatch):
+    from llmcycle.lifecycle import stages
+
+    run = run_recipe(two_methods_recipe(tmp_path))
+    metrics = json.loads(run.file("03-evaluate", "metrics.json").read_text())
+    assert set(metrics["models"]) == {"base", "tuned-full", "tuned-lora"}
+    # the LoRA stage started from the recipe's model, not from the fully tuned one
+    lora = json.loads(run.file("02-tune", "tune", "tune_result.json").read_text())
+    assert lora["method"] == "lora" and lora["total"] > lora["trainable"]
+    assert json.loads((run.file("02-tune", "tune", "model", "adapter_config.json")).read_text())[
+        "base_model_name_or_path"] == "builtin:tiny-t5"
+    calls = []
+    real = dict(stages.STAGES)
+    for kind in ("tune", "evaluate"):
+        monkeypatch.setitem(stages.STAGES, kind, lambda *a, k=kind: calls.append(k) or real[k](*a))
+    run_recipe(two_methods_recipe(tmp_path), run_dir=run.path)
+    assert calls == []
+    run_recipe(two_methods_recipe(tmp_path, full_steps=3), run_dir=run.path)
+    assert calls == ["tune", "tune", "evaluate"]  # everything after the changed tune stage ran again
+    kept = sorted(p.name for p in run.path.iterdir() if ".superseded-" in p.name)
+    assert [k.split(".")[0] for k in kept] == ["01-tune", "02-tune", "03-evaluate"]  # earlier outputs kept aside
+    assert json.loads(run.file("01-tune", "tune", "tune_result.json").read_text())["steps"] == 3
