@@ -29,6 +29,7 @@ from llmcycle.config import ConfigError, DataConfig, ModelConfig, StageConfig, l
 from llmcycle.evaluation.evaluate import EvaluateConfig
 from llmcycle.generation.settings import GenerationSettings
 from llmcycle.optimize.config import OptimizeConfig
+from llmcycle.serving.smoke import SmokeConfig
 from llmcycle.prompts.lab import PromptLabConfig
 from llmcycle.tuning.config import TuneConfig
 
@@ -62,7 +63,8 @@ class GenerateStage(GenerationSettings):
 STAGE_CONFIGS: dict[str, type[StageConfig]] = {"info": InfoStage, "estimate": EstimateStage,
                                                "prompt_lab": PromptLabConfig, "generate": GenerateStage,
                                                "tune": TuneConfig, "align": AlignConfig,
-                                               "evaluate": EvaluateConfig, "optimize": OptimizeConfig}
+                                               "evaluate": EvaluateConfig, "optimize": OptimizeConfig,
+                                               "serve": SmokeConfig}
 """Stage kinds a recipe may list, in the order the lifecycle usually runs them."""
 
 

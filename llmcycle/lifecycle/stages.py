@@ -192,6 +192,22 @@ def optimize_stage(ctx: Any, cfg: Any, out: Path) -> str:
     return optimize_section(result, f"{out.name}/optimize")
 
 
+def serve_stage(ctx: Any, cfg: Any, out: Path) -> str:
+    """Serve the current model (the tuned one after a tune stage) on loopback and call it over HTTP."""
+    from llmcycle.prompts import build_prompts
+    from llmcycle.serving.smoke import smoke_section, smoke_test
+
+    split = ctx.recipe.data.split or "test"
+    data = ctx.data
+    rows = data[split] if split in data else data[list(data.keys())[-1]]
+    rows = [dict(rows[i]) for i in range(min(cfg.requests, len(rows)))]
+    loaded = ctx.model
+    prompts = build_prompts(cfg.template, rows, tokenizer=loaded.tokenizer).texts
+    result = smoke_test(loaded, prompts, cfg, out)
+    label = str(ctx.tuned_dir) if ctx.tuned_dir is not None else ctx.recipe.model.source
+    return smoke_section(result, label)
+
+
 STAGES: dict[str, Callable[[Any, Any, Path], str]] = {
     "info": info_stage,
     "prompt_lab": prompt_lab_stage,
@@ -201,4 +217,5 @@ STAGES: dict[str, Callable[[Any, Any, Path], str]] = {
     "tune": tune_stage,
     "align": align_stage,
     "optimize": optimize_stage,
+    "serve": serve_stage,
 }

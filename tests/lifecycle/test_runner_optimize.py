@@ -24,3 +24,16 @@ def test_tune_then_optimize_merges_and_quantises_the_tuned_model(tmp_path):
     assert run.file("02-optimize", "optimize", "int8", "model", "llmcycle_quantization.json").is_file()
     report = run.file("report.md").read_text()
     assert "## Deployment optimisation" in report and "| merge |" in report
+
+
+def test_serve_stage_serves_the_tuned_adapter(tmp_path):
+    recipe = Recipe.from_dict({
+        "name": "t", "runs_dir": str(tmp_path / "runs"), "model": {"source": "builtin:tiny-gpt2"},
+        "data": {"source": "builtin:dialogues", "split": "test", "n": 3},
+        "stages": [{"tune": {"method": "lora", "lora": {"r": 4}, "max_steps": 2, "batch_size": 2, "save_every": 2}},
+                   {"serve": {"requests": 3, "clients": 3, "max_tokens": 4}}],
+    })
+    run = run_recipe(recipe)
+    smoke = json.loads(run.file("02-serve", "serve_smoke.json").read_text())
+    assert smoke["passed"] and smoke["matches_offline"] == 3
+    assert "## Serving smoke test: passed" in run.file("report.md").read_text()
