@@ -72,7 +72,8 @@ class Recipe(StageConfig):
     """A whole lifecycle run."""
 
     name: str = Field("run", pattern=r"^[\w.\-]+$", description="Run name; the run directory is <name>-<timestamp>.")
-    model: ModelConfig = Field(default_factory=ModelConfig, description="The model every stage starts from.")
+    model: ModelConfig = Field(..., description="The model every stage starts from (required: a recipe names its "
+                               "model, e.g. model: {source: builtin:minilm-seq2seq}).")
     data: DataConfig = Field(default_factory=DataConfig, description="The data every stage reads.")
     runs_dir: str = Field("runs", description="Where run directories are created.")
     stages: list[dict[str, Any]] = Field(default_factory=list, description="Ordered stages: [{kind: settings}].")

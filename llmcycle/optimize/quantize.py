@@ -101,8 +101,16 @@ def quantize_int8(loaded: Any) -> Any:
     if is_peft(loaded.model):
         raise OptimizeError("int8: merge the LoRA adapter first (method merge, or llmcycle.tuning.adapters."
                             "merge_adapter); quantising a PEFT wrapper would leave the adapter in fp32")
-    model = _quantize(loaded.model, inplace=False)
-    return replace(loaded, model=model, notes=[*loaded.notes, "int8 dynamic quantisation (linear + embeddings)"])
+    notes = [*loaded.notes, "int8 dynamic quantisation (linear + embeddings)"]
+    if any(p.device.type != "cpu" for p in loaded.model.parameters()):
+        # a CPU deployment format: quantise a CPU copy (measured on the CPU; on a GPU use bnb8 / bnb4)
+        import copy
+
+        model = _quantize(copy.deepcopy(loaded.model).to("cpu"), inplace=True)
+        notes.append("moved to the CPU (int8 dynamic kernels are CPU-only)")
+    else:
+        model = _quantize(loaded.model, inplace=False)
+    return replace(loaded, model=model, notes=notes)
 
 
 def is_int8(model: Any) -> bool:

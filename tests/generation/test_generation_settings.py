@@ -138,7 +138,7 @@ def test_settings_round_trip_through_a_dump():
 def test_recipe_generate_stage_takes_presets_and_new_fields():
     from llmcycle.lifecycle.recipe import GenerateStage, Recipe
 
-    rec = Recipe.from_dict({"stages": [{"generate": {"preset": "creative", "stop": "###", "n_examples": 2,
+    rec = Recipe.from_dict({"model": {"source": "builtin:tiny-t5"}, "stages": [{"generate": {"preset": "creative", "stop": "###", "n_examples": 2,
                                                      "frequency_penalty": 0.5}}]})
     (kind, cfg), = rec.stage_configs()
     assert kind == "generate" and isinstance(cfg, GenerateStage)
@@ -147,4 +147,4 @@ def test_recipe_generate_stage_takes_presets_and_new_fields():
     settings = GenerationSettings(**cfg.model_dump(include=set(GenerationSettings.model_fields)))
     assert settings.top_p == 0.95
     with pytest.raises(ConfigError, match=r"stages\[0\]\.generate: temperature"):
-        Recipe.from_dict({"stages": [{"generate": {"temperature": 0.3}}]})
+        Recipe.from_dict({"model": {}, "stages": [{"generate": {"temperature": 0.3}}]})

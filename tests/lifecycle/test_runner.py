@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -90,7 +91,7 @@ def test_only_and_from(tmp_path, data_file):
 
 def test_resume_rejects_other_model_and_non_run_dirs(tmp_path, data_file):
     run = run_recipe(recipe(tmp_path, data_file), only="info")
-    other = recipe(tmp_path, data_file).model_copy(update={"model": Recipe().model.model_copy(
+    other = recipe(tmp_path, data_file).model_copy(update={"model": recipe(tmp_path, data_file).model.model_copy(
         update={"source": "builtin:tiny-bart"})})
     with pytest.raises(LLMCycleError, match="was run with model builtin:tiny-t5"):
         run_recipe(other, run_dir=run.path)
@@ -117,15 +118,17 @@ def test_new_runs_never_reuse_a_directory(tmp_path, data_file):
 )
 def test_bad_stage_configs_name_the_field(stages, fragment):
     with pytest.raises(ConfigError) as err:
-        Recipe.from_dict({"stages": stages})
+        Recipe.from_dict({"model": {}, "stages": stages})
     assert fragment in str(err.value)
 
 
 def test_bad_top_level_fields():
     with pytest.raises(ConfigError, match="model.dtype"):
         Recipe.from_dict({"model": {"dtype": "fp64"}})
+    with pytest.raises(ConfigError, match="model: Field required"):
+        Recipe.from_dict({"stages": [{"info": {}}]})
     with pytest.raises(ConfigError, match="name"):
-        Recipe.from_dict({"name": "has spaces/slash"})
+        Recipe.from_dict({"model": {}, "name": "has spaces/slash"})
 
 
 def test_overrides(tmp_path):
@@ -151,6 +154,27 @@ def test_invalid_yaml_names_file_and_line(tmp_path):
 def test_every_shipped_recipe_validates(name):
     r = load_recipe(name)
     assert r.stages and r.model.source
+
+
+REPO_RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", REPO_RECIPES, ids=lambda p: p.name)
+def test_every_yaml_under_recipes_validates(path):
+    r = load_recipe(str(path))
+    kinds = [k for k, _ in r.stage_configs()]
+    assert r.model.source and kinds
+
+
+def test_recipes_folder_is_what_the_package_ships_and_quickstart_is_the_default():
+    assert {p.stem for p in REPO_RECIPES} == set(builtin_recipes())
+    quick = next(p for p in REPO_RECIPES if p.stem == "quickstart")
+    assert load_recipe(None) == load_recipe(str(quick))
+    kinds = [k for k, _ in load_recipe(None).stage_configs()]
+    # the quickstart walks the whole lifecycle
+    assert {"info", "estimate", "prompt_lab", "tune", "evaluate", "align", "optimize", "serve"} <= set(kinds)
+    course = [k for k, _ in load_recipe("dialogsum-flan-t5-base").stage_configs()]
+    assert course.count("tune") == 2 and "align" in course
 
 
 def test_runner_module_exposes_run_recipe():
