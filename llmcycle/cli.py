@@ -139,4 +139,8 @@ def main() -> None:
 from llmcycle import cli_align, cli_benchmark, cli_generate, cli_optimize, cli_serve, cli_stages, cli_tune  # noqa: E402,F401
 
 if __name__ == "__main__":
-    main()
+    # python -m llmcycle.cli: this file runs as __main__, but the subcommands above registered themselves on the
+    # app of the imported module llmcycle.cli (a second instance), so run that one
+    from llmcycle.cli import main as _main
+
+    _main()

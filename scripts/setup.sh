@@ -10,6 +10,7 @@
 #                         machine never downloads a multi-GB CUDA build. GPU users set it to a
 #                         CUDA index, e.g. https://download.pytorch.org/whl/cu128, or to "pypi".
 #   LLMCYCLE_EXTRAS       pip extras to install (default: test)
+#   LLMCYCLE_NO_BROWSER   1: do not install a browser for the report screenshot test (which then skips)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -28,6 +29,34 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
+
+# A headless browser for tests/lifecycle/test_report_screenshot.py, best effort: when no Chromium/Chrome is on
+# PATH and we are root with apt-get, install Debian's chromium (about 200 MB of packages on a bare image). A
+# failure never fails the set-up; it is remembered in $VENV/.llmcycle-no-browser so later runs stay quick
+# (delete that file to try again). With a browser already there this costs one `command -v`.
+ensure_browser() {
+  local b marker="$VENV/.llmcycle-no-browser"
+  [ "${LLMCYCLE_NO_BROWSER:-0}" = 1 ] && return 0
+  for b in ${LLMCYCLE_CHROMIUM:-} chromium chromium-browser google-chrome google-chrome-stable chrome; do
+    command -v "$b" >/dev/null 2>&1 && return 0
+  done
+  [ -f "$marker" ] && return 0
+  local why="not root or no apt-get"
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "[setup] installing Debian's chromium for the report screenshot test (LLMCYCLE_NO_BROWSER=1 skips this)"
+    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -qq -o Acquire::Retries=1 -o Acquire::http::Timeout=20)
+    # the package lists may be missing (slim images) or stale: update and try again when the first try fails
+    if "${apt[@]}" install -y --no-install-recommends chromium >/dev/null 2>&1 \
+        || { "${apt[@]}" update >/dev/null 2>&1 \
+             && "${apt[@]}" install -y --no-install-recommends chromium >/dev/null 2>&1; }; then
+      command -v chromium >/dev/null 2>&1 && return 0
+    fi
+    why="apt-get install chromium failed"
+  fi
+  echo "$why" > "$marker" 2>/dev/null || true
+  echo "[setup] no chromium ($why): the report screenshot test will skip"
+}
+ensure_browser || true
 
 # The stamp records what was installed; when it matches, set-up is a no-op.
 want="torch=$TORCH_VERSION index=$TORCH_INDEX extras=$EXTRAS pyproject=$(cksum < pyproject.toml)"

@@ -22,8 +22,8 @@ margin-top:2.2rem}table{border-collapse:collapse;margin:1rem 0;font-size:.92rem;
 th,td{border:1px solid #d0d7de;padding:.35rem .6rem;text-align:left;vertical-align:top}
 th{background:#f6f8fa}tr:nth-child(even) td{background:#fbfbfc}code{background:#f6f8fa;padding:.1rem .3rem;
 border-radius:4px;font-size:.88em}pre code{display:block;padding:.8rem;overflow-x:auto}img{max-width:100%;
-height:auto;border:1px solid #eaeef2;border-radius:6px;margin:.5rem 0}blockquote{border-left:4px solid #d0d7de;
-margin:1rem 0;padding:.2rem 1rem;color:#57606a;background:#f6f8fa}
+box-sizing:border-box;height:auto;border:1px solid #eaeef2;border-radius:6px;margin:.5rem 0}
+blockquote{border-left:4px solid #d0d7de;margin:1rem 0;padding:.2rem 1rem;color:#57606a;background:#f6f8fa}
 """
 
 _IMG = re.compile(r'<img([^>]*?)src="([^"]+)"')
