@@ -152,6 +152,11 @@ def write_report(run: RunDir, recipe: Recipe) -> Path:
              f"- run directory: `{run.path}`",
              f"- torch {env['versions'].get('torch')}, transformers {env['versions'].get('transformers')}, "
              f"python {env['python']}\n"]
+    from llmcycle.lifecycle.summary import summary_section
+
+    done = [(f"{i + 1:02d}-{k}", k) for i, (k, _) in enumerate(recipe.stage_configs())
+            if run.file(f"{i + 1:02d}-{k}", "section.md").is_file()]
+    parts.append(summary_section(run.path, done))
     for i, (kind, _) in enumerate(recipe.stage_configs()):
         section = run.file(f"{i + 1:02d}-{kind}", "section.md")
         if section.is_file():

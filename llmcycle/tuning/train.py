@@ -52,6 +52,7 @@ class TuneResult:
     resumed_from: str | None = None
     new_modules: list[str] = field(default_factory=list)
     mix: dict[str, Any] | None = None  # rows per task when cfg.mix mixed other tasks in
+    peak_rss_mb: float | None = None  # this process's peak resident memory when training ended (an upper bound)
     loaded: Any = field(default=None, repr=False)  # the trained LoadedModel (not serialised)
 
     def to_dict(self) -> dict[str, Any]:
@@ -336,11 +337,17 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
     result = TuneResult(cfg.method, prepared.trainable, prepared.total, round(prepared.pct, 6),
                         trainer.state.global_step, train_loss, eval_loss, metrics, str(model_dir),
                         round(time.perf_counter() - start, 3), report.to_dict(), last, prepared.new_modules,
-                        asdict(mixed) if mixed else None, loaded)
+                        asdict(mixed) if mixed else None, round(_peak_rss_mb(), 1), loaded)
     if trainer.is_world_process_zero():
         _write_outputs(out, result, cfg)
     trainer.accelerator.wait_for_everyone()
     return result
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def _write_outputs(out: Path, result: TuneResult, cfg: TuneConfig) -> None:

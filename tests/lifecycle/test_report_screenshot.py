@@ -103,7 +103,7 @@ def report(tmp_path_factory) -> Path:
     return run_recipe(recipe).file("report.html")
 
 
-SECTIONS = ["Model card", "Memory and compute estimates", "Generated outputs", "Fine-tuning: lora", "Evaluation"]
+SECTIONS = ["The lifecycle at a glance", "Model card", "Memory and compute estimates", "Generated outputs", "Fine-tuning: lora", "Evaluation"]
 
 
 @pytest.mark.parametrize("width", [1280, 500])  # desktop, and about the narrowest window Chromium opens

@@ -24,6 +24,9 @@ def test_tune_then_optimize_merges_and_quantises_the_tuned_model(tmp_path):
     assert run.file("02-optimize", "optimize", "int8", "model", "llmcycle_quantization.json").is_file()
     report = run.file("report.md").read_text()
     assert "## Deployment optimisation" in report and "| merge |" in report
+    glance = report[report.index("## The lifecycle at a glance"):report.index("## Fine-tuning")]
+    assert "| int8 | 02-optimize (3 examples) |" in glance and "| unoptimised |" in glance
+    assert "measured: 01-tune (lora, 2 steps)" in glance and "process peak RSS" in glance
 
 
 def test_serve_stage_serves_the_tuned_adapter(tmp_path):
