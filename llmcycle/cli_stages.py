@@ -44,7 +44,8 @@ def run_cmd(
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a field: --set model.source=builtin:"
                                              "tiny-t5, --set generate.max_new_tokens=32. Repeatable."),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Resume this run directory: finished stages "
-                                          "with the same config are skipped."),
+                                          "with the same config are skipped (a new or empty one starts a run "
+                                          "there)."),
     runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="Where new run directories go."),
     only: Optional[str] = typer.Option(None, "--only", help="Run only this stage."),
     from_stage: Optional[str] = typer.Option(None, "--from", help="Start from this stage."),
@@ -59,7 +60,7 @@ def run_cmd(
                   f"stages: {', '.join(k for k, _ in rec.stage_configs())}")
     run = run_recipe(rec, run_dir=run_dir, only=only, from_stage=from_stage,
                      progress=lambda msg: console.print(f"  {msg}", highlight=False))
-    console.print(f"[green]done[/green]: {run.path}/report.md")
+    console.print(f"[green]done[/green]: {run.path}/report.html (and report.md)")
 
 
 from llmcycle.cli import estimate_app  # noqa: E402

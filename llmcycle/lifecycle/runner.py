@@ -99,11 +99,20 @@ def _select(recipe: Recipe, only: str | None, from_stage: str | None) -> list[in
 
 def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, only: str | None = None,
                from_stage: str | None = None, progress: Callable[[str], None] | None = None) -> RunDir:
-    """Run ``recipe``; resume ``run_dir`` when given (finished stages with the same config are skipped)."""
+    """Run ``recipe``; resume ``run_dir`` when given (finished stages with the same config are skipped).
+
+    A ``run_dir`` that does not exist yet, or is empty, starts a new run there.
+    """
     from llmcycle.lifecycle.stages import STAGES
 
-    run = RunDir.resume(run_dir) if run_dir else RunDir.create(recipe.runs_dir, recipe.name)
-    if run_dir:
+    fresh = run_dir is not None and (not Path(run_dir).exists() or (Path(run_dir).is_dir()
+                                                                     and not any(Path(run_dir).iterdir())))
+    if fresh:  # a --run-dir that does not exist yet (or is empty) starts a new run there
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        run = RunDir(Path(run_dir))
+    else:
+        run = RunDir.resume(run_dir) if run_dir else RunDir.create(recipe.runs_dir, recipe.name)
+    if run_dir and not fresh:
         saved = json.loads(run.file("recipe.json").read_text(encoding="utf-8"))
         if saved.get("model") != recipe.model.model_dump(mode="json"):
             raise LLMCycleError(f"{run.path} was run with model {saved.get('model', {}).get('source')}; "

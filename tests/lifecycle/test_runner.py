@@ -99,6 +99,13 @@ def test_resume_rejects_other_model_and_non_run_dirs(tmp_path, data_file):
         run_recipe(recipe(tmp_path, data_file), run_dir=tmp_path)
 
 
+def test_run_dir_that_does_not_exist_yet_starts_a_run_there(tmp_path, data_file):
+    run = run_recipe(recipe(tmp_path, data_file), run_dir=tmp_path / "mine" / "r1", only="info")
+    assert run.path == tmp_path / "mine" / "r1" and run.file("01-info", "model_card.json").is_file()
+    (tmp_path / "empty").mkdir()
+    assert run_recipe(recipe(tmp_path, data_file), run_dir=tmp_path / "empty", only="info").path == tmp_path / "empty"
+
+
 def test_new_runs_never_reuse_a_directory(tmp_path, data_file):
     a = run_recipe(recipe(tmp_path, data_file), only="info")
     b = run_recipe(recipe(tmp_path, data_file), only="info")
