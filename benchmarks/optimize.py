@@ -14,7 +14,8 @@ references (best of three):
   steps on DialogSum train with the teacher's soft targets (T = 2, alpha = 0.5).
 
 Writes ``benchmarks/results/optimize.json``; work goes to ``runs/bench-optimize`` and a re-run
-reuses finished variants (the distillation resumes from its checkpoint).
+reuses finished variants (the distillation resumes from its checkpoint); ``--remeasure`` measures the
+baseline and every built variant again in one process (timings compare only within one process).
 
     python benchmarks/optimize.py
 """
@@ -44,6 +45,8 @@ def main() -> None:
     parser.add_argument("--distil-steps", type=int, default=400)
     parser.add_argument("--methods", nargs="+", default=["int8", "prune", "distil"])
     parser.add_argument("--runs", default=str(REPO / "runs" / "bench-optimize"))
+    parser.add_argument("--remeasure", action="store_true",
+                        help="reuse the variants built by an earlier run but measure everything again in this process")
     args = parser.parse_args()
     if not DATA.is_dir():
         sys.exit(f"DialogSum not found at {DATA}; this benchmark needs the real data set")
@@ -69,7 +72,8 @@ def main() -> None:
     })
     loaded = load_model(args.base)
     train = {"train": data["train"].select(range(5000)), "validation": data["validation"].select(range(64))}
-    result = run_optimize(loaded, data["test"], cfg, args.runs, train_data=train, progress=print)
+    result = run_optimize(loaded, data["test"], cfg, args.runs, train_data=train, progress=print,
+                          remeasure=args.remeasure)
     out = {"model": args.base, "data": "DialogSum test", "n": args.n, "threads": torch.get_num_threads(),
            "measure": cfg.measure.model_dump(mode="json"), "table": result.table(),
            "baseline": result.baseline.to_dict(), "machine": _common.machine(), "versions": _common.versions(),

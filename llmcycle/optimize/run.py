@@ -142,7 +142,8 @@ def _logit_diff(a: Any, b: Any) -> float:
 
 
 def run_optimize(loaded: Any, rows: Any, cfg: OptimizeConfig | dict[str, Any], out_dir: str | Path, *,
-                 train_data: Any = None, progress: Callable[[str], None] | None = None) -> OptimizeResult:
+                 train_data: Any = None, progress: Callable[[str], None] | None = None,
+                 remeasure: bool = False) -> OptimizeResult:
     """Build and measure every ``cfg.methods`` variant of ``loaded`` on ``rows`` (input + references).
 
     Args:
@@ -153,6 +154,9 @@ def run_optimize(loaded: Any, rows: Any, cfg: OptimizeConfig | dict[str, Any], o
         out_dir: where everything is written (see the module docstring).
         train_data: a DatasetDict with a train split (and optionally validation), for ``distil``.
         progress: called with a line before each step.
+        remeasure: measure the baseline and every variant again in this process, loading the variants
+            already built from their saved folders (timings are comparable only within one process on
+            one machine state; the builds are reused).
     """
     from llmcycle.prompts import build_prompts
     from llmcycle.tuning.adapters import is_peft, merge_adapter
@@ -169,7 +173,7 @@ def run_optimize(loaded: Any, rows: Any, cfg: OptimizeConfig | dict[str, Any], o
     refs = [list(r["references"]) for r in rows]
 
     key = config_hash({"measure": cfg.measure.model_dump(mode="json"), "model": loaded.source})
-    baseline = _cached(out / "baseline.json", key)
+    baseline = None if remeasure else _cached(out / "baseline.json", key)
     if baseline is None:
         say(f"optimize: measuring the unoptimised model on {len(prompts)} inputs")
         baseline = measure(loaded, prompts, refs, cfg.measure, "baseline")
@@ -190,7 +194,18 @@ def run_optimize(loaded: Any, rows: Any, cfg: OptimizeConfig | dict[str, Any], o
         folder = out / method
         mkey = config_hash(_method_config(cfg, method) | {"model": loaded.source})
         found = _cached(folder / "measure.json", mkey)
-        if found is None:
+        if found is not None and remeasure and (folder / "model").is_dir():
+            from llmcycle.models import load_model
+
+            say(f"optimize: measuring {method} again (loaded from {folder / 'model'})")
+            device = str(next(loaded.model.parameters()).device) if method != "int8" else "cpu"
+            saved_variant = load_model(str(folder / "model"), device=device.split(":")[0],
+                                       dtype={"fp16": "fp16", "bf16": "bf16"}.get(method, "fp32"))
+            found = measure(saved_variant, prompts, refs, cfg.measure, method, folder / "model", found.details)
+            atomic_write_json(folder / "measure.json", {"config_hash": mkey, "measurement": found.to_dict(),
+                                                         "config": _method_config(cfg, method)})
+            del saved_variant
+        elif found is None:
             say(f"optimize: {method}")
             start = time.perf_counter()
             variant, details = build_variant(method, loaded, plain, cfg, folder, train_data)

@@ -155,3 +155,18 @@ def test_cli_optimize_writes_a_report_and_table(monkeypatch, capsys, tmp_path):
     assert "## Deployment optimisation" in report and "| int8 |" in report
     code, out, err = run_cli(monkeypatch, capsys, "optimize", "builtin:tiny-t5", "--method", "int4")
     assert code == 1 and "methods.0" in err
+
+
+def test_remeasure_loads_the_saved_variants_and_measures_all_in_one_process(tmp_path, monkeypatch):
+    from llmcycle.models import load_model
+    from llmcycle.optimize import run as run_mod
+
+    loaded = load_model("builtin:tiny-t5")
+    cfg = {"methods": ["int8", "prune"], "measure": {"n": 3, "latency_n": 0, "generation": {"max_new_tokens": 4}}}
+    first = run_optimize(loaded, make_rows(3), cfg, tmp_path / "opt")
+    monkeypatch.setattr(run_mod, "build_variant", lambda *a, **k: pytest.fail("a variant was rebuilt"))
+    again = run_optimize(loaded, make_rows(3), cfg, tmp_path / "opt", remeasure=True)
+    for m in ("int8", "prune"):
+        assert again.variants[m].examples == first.variants[m].examples  # the saved variant, same outputs
+        assert again.variants[m].details == first.variants[m].details
+    assert again.baseline.examples == first.baseline.examples
