@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from llmcycle.config import StageConfig
 from llmcycle.generation.settings import GenerationSettings
-from llmcycle.tuning.config import TuneConfig
+from llmcycle.tuning.config import TuneConfig, check_patterns
 
 Method = Literal["fp16", "bf16", "int8", "bnb8", "bnb4", "prune", "distil", "merge"]
 METHODS: tuple[str, ...] = ("fp16", "bf16", "int8", "bnb8", "bnb4", "prune", "distil", "merge")
@@ -32,12 +31,7 @@ class PruneOptions(StageConfig):
     @field_validator("exclude")
     @classmethod
     def _compile(cls, value: list[str]) -> list[str]:
-        for pat in value:
-            try:
-                re.compile(pat)
-            except re.error as exc:
-                raise ValueError(f"{pat!r} is not a valid regular expression ({exc})") from None
-        return value
+        return check_patterns(value)
 
 
 def _distil_tune_default() -> TuneConfig:

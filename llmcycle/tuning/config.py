@@ -36,6 +36,16 @@ class PromptTuningOptions(StageConfig):
                                   "token embeddings (repeated to fill); None: random.")
 
 
+def check_patterns(value: list[str]) -> list[str]:
+    """``value`` unchanged when every item compiles as a regular expression; else a ValueError naming it."""
+    for pat in value:
+        try:
+            re.compile(pat)
+        except re.error as exc:
+            raise ValueError(f"{pat!r} is not a valid regular expression ({exc})") from None
+    return value
+
+
 class SelectiveOptions(StageConfig):
     """Train only parameters whose names match (method ``selective``)."""
 
@@ -47,12 +57,7 @@ class SelectiveOptions(StageConfig):
     @field_validator("patterns")
     @classmethod
     def _compile(cls, value: list[str]) -> list[str]:
-        for pat in value:
-            try:
-                re.compile(pat)
-            except re.error as exc:
-                raise ValueError(f"{pat!r} is not a valid regular expression ({exc})") from None
-        return value
+        return check_patterns(value)
 
 
 class MixSource(StageConfig):

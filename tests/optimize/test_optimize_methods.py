@@ -161,6 +161,8 @@ def test_config_errors_name_the_field():
         OptimizeConfig.from_dict({"methods": ["int8", "int8"]})
     with pytest.raises(ConfigError, match="prune.sparsity"):
         OptimizeConfig.from_dict({"prune": {"sparsity": 1.5}})
+    with pytest.raises(ConfigError, match=r"prune.exclude: .*not a valid regular expression"):
+        OptimizeConfig.from_dict({"prune": {"exclude": ["lm_head("]}})
     with pytest.raises(ConfigError, match="train.method must be full"):
         OptimizeConfig.from_dict({"distil": {"train": {"method": "lora"}}})
 
