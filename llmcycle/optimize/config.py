@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from llmcycle.config import StageConfig
 from llmcycle.generation.settings import GenerationSettings
-from llmcycle.tuning.config import TuneConfig, check_patterns
+from llmcycle.tuning.config import Patterns, TuneConfig
 
 Method = Literal["fp16", "bf16", "int8", "bnb8", "bnb4", "prune", "distil", "merge"]
 METHODS: tuple[str, ...] = ("fp16", "bf16", "int8", "bnb8", "bnb4", "prune", "distil", "merge")
@@ -23,15 +23,10 @@ class PruneOptions(StageConfig):
         "different sparsities); layer: the same sparsity in every layer.")
     structured: bool = Field(False, description="Remove whole output rows (neurons) of each layer by L2 norm instead "
                              "of single weights (always per layer).")
-    exclude: list[str] = Field(
+    exclude: Patterns = Field(
         default_factory=lambda: [r"lm_head|cls\.predictions|embed|shared|classifier|score"],
         description="Regular expressions searched in module names: matching linear layers are not pruned (the "
         "output head is often tied to the embeddings).")
-
-    @field_validator("exclude")
-    @classmethod
-    def _compile(cls, value: list[str]) -> list[str]:
-        return check_patterns(value)
 
 
 def _distil_tune_default() -> TuneConfig:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from llmcycle.config import DataConfig, StageConfig
 
@@ -46,18 +46,17 @@ def check_patterns(value: list[str]) -> list[str]:
     return value
 
 
+Patterns = Annotated[list[str], AfterValidator(check_patterns)]
+"""A list of regular expressions, each checked to compile (errors name the field and the pattern)."""
+
+
 class SelectiveOptions(StageConfig):
     """Train only parameters whose names match (method ``selective``)."""
 
-    patterns: list[str] = Field(
+    patterns: Patterns = Field(
         default_factory=lambda: [r"LayerNorm|layer_norm|norm|\bln_|\.ln_"], min_length=1,
         description="Regular expressions searched in parameter names; matching parameters train, the rest "
         "freeze. Every pattern must match at least one parameter.")
-
-    @field_validator("patterns")
-    @classmethod
-    def _compile(cls, value: list[str]) -> list[str]:
-        return check_patterns(value)
 
 
 class MixSource(StageConfig):

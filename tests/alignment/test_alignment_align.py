@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 import llmcycle.alignment.ppo as ppo_module
 from llmcycle.alignment.align import AlignConfig, align_section, run_align
@@ -16,13 +15,6 @@ CFG = {"seeds": [0, 1], "n_prompts": 8,
                "save_every": 2, "generation": {"max_new_tokens": 6, "temperature": 0.5}},
        "evaluation": {"n": 3, "samples": 2, "max_new_tokens": 6}}
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_align_runs_each_seed_from_a_fresh_model_and_keeps_finished_seeds(tmp_path, monkeypatch):

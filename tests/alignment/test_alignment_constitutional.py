@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from llmcycle.alignment.constitutional import (
     DEFAULT_PRINCIPLES,
@@ -23,14 +22,6 @@ PROMPTS = ["summarize: tom books the hotel room", "summarize: mary cancels the t
            "summarize: the manager reviews the project plan", "summarize: jack changes the rental car",
            "summarize: linda asks about the monthly budget", "summarize: steven explains the dentist appointment"]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Train on one thread: on a shared 2-core machine two threads fight other jobs and run ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class FakeModel:

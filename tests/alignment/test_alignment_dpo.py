@@ -38,14 +38,6 @@ OBJECTS = ["the hotel room", "the train tickets", "the project plan", "the denti
 INSULTS = ["you stupid idiot", "what a damn moron", "shut up, loser", "this is crap", "you dumb fool", "go to hell"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Train on one thread: on a shared 2-core machine two threads fight other jobs and run ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _prompt(summary: str) -> str:
     return "summarize: " + summary.rstrip(".") + " and they talk"

@@ -14,13 +14,6 @@ PROMPTS = ["#Person1#: the order is late again.\n#Person2#: sorry about that.", 
 REFS = [["the order is late."], ["they greet."]]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-t5"])
 def test_kl_is_zero_against_itself_and_positive_against_a_changed_copy(name, load_builtin):

@@ -28,14 +28,6 @@ PROMPTS = [f"tell me about item number {i} please" for i in range(32)]
 TEMPERATURE = {"tiny-t5": 0.3, "tiny-gpt2": 0.05, "tiny-llama": 0.05}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Train on one thread: on a shared 2-core machine two threads fight other jobs and run ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture
 def fresh():

@@ -63,14 +63,6 @@ def held_out_pairs(seed: int = 1) -> list[PreferencePair]:
     return out
 
 
-@pytest.fixture
-def one_thread():
-    """Train on one thread: on a shared 2-core machine two threads fight other jobs and run ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def test_expand_rankings_gives_all_pairs_best_first():
     pairs = expand_rankings(["q"], [["a", "b", "c", "d"]])
