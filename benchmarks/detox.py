@@ -17,7 +17,8 @@
      seeded identically
      before and after): the toxic-output rate (share with P(toxic) > 0.5), mean and std;
    - ROUGE-1/2/L of greedy outputs against the clean references, and their toxic rate;
-   - the final KL (mean sequence KL of the last PPO rollouts) and the response length.
+   - the final KL (mean sequence KL of the last five PPO rollouts; after a monitor rollback, those
+     of the steps before it, so an upper bound) and the response length.
 
 Writes ``benchmarks/results/detox.json``. Usage (each step resumes when started again)::
 
@@ -90,10 +91,11 @@ def main() -> None:
     parser.add_argument("--insult-rate", type=float, default=0.5)
     parser.add_argument("--lr", type=float, default=1e-5, help="PPO learning rate")
     parser.add_argument("--monitor-samples", type=int, default=16,
-                        help="held-out dialogues the reward-hacking monitor scores every 10 steps")
-    parser.add_argument("--monitor-action", choices=["warn", "stop"], default="warn",
+                        help="held-out dialogues the reward-hacking monitor scores every --monitor-every steps")
+    parser.add_argument("--monitor-every", type=int, default=10, help="steps between the monitor's checks")
+    parser.add_argument("--monitor-action", choices=["warn", "stop", "rollback"], default="warn",
                         help="what the monitor does when ROUGE-1 falls by more than --monitor-max-drop or distinct-2 "
-                        "collapses")
+                        "collapses (rollback: end on the policy of the last check that passed)")
     parser.add_argument("--monitor-max-drop", type=float, default=0.05)
     parser.add_argument("--kl-init", type=float, default=0.5, help="initial KL coefficient (adaptive controller)")
     parser.add_argument("--kl-target", type=float, default=1.0, help="KL target of the adaptive controller")
@@ -132,7 +134,7 @@ def main() -> None:
                     "toxic_threshold": THRESHOLD,
                     "ppo": PPO | {"learning_rate": args.lr,
                                   "kl": PPO["kl"] | {"init_coef": args.kl_init, "target": args.kl_target},
-                                  "monitor": {"every": 10, "n_samples": args.monitor_samples,
+                                  "monitor": {"every": args.monitor_every, "n_samples": args.monitor_samples,
                                               "max_rouge_drop": args.monitor_max_drop,
                                               "action": args.monitor_action}}, "machine": _common.machine(),
                     "versions": _common.versions(), "command": _common.command()})
@@ -144,10 +146,12 @@ def main() -> None:
     ppo_key = {"kl_init": args.kl_init, "kl_target": args.kl_target, "steps": args.steps,
                "temperature": args.temperature, "learning_rate": args.lr, "monitor_samples": args.monitor_samples,
                "monitor_action": args.monitor_action, "monitor_max_drop": args.monitor_max_drop}
+    if args.monitor_every != 10:
+        ppo_key["monitor_every"] = args.monitor_every
     if results.get("ppo_key") != ppo_key:  # another PPO setting: keep what the earlier one gave, start the seeds over
         if results.get("seeds"):
             keep = ("seed", "toxic_rate_before", "toxic_rate_after", "rouge1_before", "rouge1_after", "kl_final",
-                    "response_tokens_after", "toxic_rate_drop", "rouge1_drop_points")
+                    "response_tokens_after", "toxic_rate_drop", "rouge1_drop_points", "rolled_back_to")
             results.setdefault("tried", []).append({"ppo_key": results.get("ppo_key"), "seeds": [
                 {k: e[k] for k in keep if k in e} for e in results["seeds"]]})
         results["seeds"], results["ppo_key"] = [], ppo_key
@@ -167,10 +171,12 @@ def main() -> None:
                      "generation": PPO["generation"] | {"temperature": args.temperature},
                      "kl": PPO["kl"] | {"init_coef": args.kl_init, "target": args.kl_target},
                      "learning_rate": args.lr,
-                     "monitor": {"every": 10, "n_samples": args.monitor_samples,
+                     "monitor": {"every": args.monitor_every, "n_samples": args.monitor_samples,
                                  "max_rouge_drop": args.monitor_max_drop,
                                  "action": args.monitor_action}}
         name = f"ppo-kl{args.kl_init}-{args.kl_target}-lr{args.lr}-mon{args.monitor_samples}{args.monitor_action}"
+        if args.monitor_every != 10:
+            name += f"{args.monitor_max_drop}every{args.monitor_every}"
         result = train_ppo(loaded, prompts, reward, cfg, runs / f"{name}-seed{seed}",
                            references=refs,
                            eval_prompts=[r["input"] for r in monitor_rows],
@@ -192,7 +198,8 @@ def main() -> None:
                  "response_tokens_before": before["response_tokens"], "response_tokens_after": after["response_tokens"],
                  "ppo_s": result.seconds,
                  "monitor_warnings": sum(len(m.get("warnings", [])) for m in result.monitor),
-                 "stopped": result.stopped, "examples_after": after["examples"]}
+                 "stopped": result.stopped, "rolled_back_to": result.rolled_back_to,
+                 "examples_after": after["examples"]}
         entry["toxic_rate_drop"] = (round(1 - entry["toxic_rate_after"] / entry["toxic_rate_before"], 4)
                                     if entry["toxic_rate_before"] else None)
         entry["rouge1_drop_points"] = round(100 * (entry["rouge1_before"] - entry["rouge1_after"]), 2)

@@ -154,7 +154,8 @@ def run_align(make_model: Callable[[], Any], data: Any, cfg: AlignConfig | dict,
             ppo = train_ppo(make_model(), prompts, reward_fn, cfg.ppo.model_copy(update={"seed": seed}),
                             out / f"seed-{seed}", references=refs, eval_prompts=eval_prompts,
                             eval_references=eval_refs)
-            policy, log, entry = ppo.loaded, ppo.log, {"stopped": ppo.stopped, "seconds": ppo.seconds,
+            policy, log, entry = ppo.loaded, ppo.log, {"stopped": ppo.stopped, "rolled_back_to": ppo.rolled_back_to,
+                                                       "seconds": ppo.seconds,
                                                        "monitor_warnings": sum(len(m.get("warnings", []))
                                                                                for m in ppo.monitor)}
             curves = {"reward_curve": [(r["step"], r["reward_mean"]) for r in log],

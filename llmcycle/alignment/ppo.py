@@ -325,7 +325,7 @@ class PPOResult:
     log: list[dict[str, Any]]
     final_kl: float | None
     kl_coef: float
-    stopped: str | None  # None, "kl_stop" or "monitor"
+    stopped: str | None  # None, "kl_stop" or "monitor" (action stop or rollback)
     monitor: list[dict[str, Any]]  # the baseline (step 0) and every later check
     paths: dict[str, str]
     method: str
@@ -335,10 +335,12 @@ class PPOResult:
     resumed_from: str | None = None
     loaded: Any = field(default=None, repr=False)  # the trained policy (a LoadedModel; not serialised)
     trainer: Any = field(default=None, repr=False)  # the PPOTrainer (value head, reference; not serialised)
+    rolled_back_to: int | None = None  # monitor action "rollback": the step whose policy the run ended with
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("steps", "final_kl", "kl_coef", "stopped", "monitor", "paths",
-                                              "method", "trainable", "total", "seconds", "resumed_from")}
+                                              "method", "trainable", "total", "seconds", "resumed_from",
+                                              "rolled_back_to")}
 
 
 def _check_inputs(prompts: Sequence[str], references: Sequence[Any] | None, name: str) -> list[str]:
@@ -416,8 +418,12 @@ def train_ppo(loaded: Any, prompts: Sequence[str], reward_fn: RewardFn, cfg: PPO
     monitor = (RewardHackingMonitor.build(cfg.monitor, prompts, references, eval_prompts, eval_references, cfg.seed)
                if cfg.monitor.every else None)
     records, monitor_log, done, stopped, resumed = _restore(out, trainer, monitor)
+    rollback = monitor is not None and cfg.monitor.action == "rollback"
+    last_good = out / "monitor_last_good.pt"
     if monitor is not None and not monitor_log:
         monitor_log.append(monitor.evaluate(trainer, 0))
+        if rollback:  # the start is always a state to fall back on
+            _save_good(last_good, trainer, 0)
     t_loop, first = time.perf_counter(), done
     for step in range(done + 1, cfg.steps + 1):
         if stopped:
@@ -429,8 +435,14 @@ def train_ppo(loaded: Any, prompts: Sequence[str], reward_fn: RewardFn, cfg: PPO
             check = monitor.evaluate(trainer, step)
             record["monitor"] = check
             monitor_log.append(check)
-            if check["warnings"] and cfg.monitor.action == "stop":
+            if check["warnings"] and cfg.monitor.action in ("stop", "rollback"):
                 stopped = record["stopped"] = "monitor"
+                if rollback:
+                    record["rolled_back_to"] = _load_good(last_good, trainer)
+                    log.warning("monitor, step %d: rolled the policy back to step %d, the last check that passed",
+                                step, record["rolled_back_to"])
+            elif rollback:
+                _save_good(last_good, trainer, step)
         records.append(record)
         done = step
         if step % cfg.log_every == 0 or step == cfg.steps or stopped:
@@ -447,9 +459,30 @@ def train_ppo(loaded: Any, prompts: Sequence[str], reward_fn: RewardFn, cfg: PPO
     trainer.model.eval()
     result = PPOResult(done, records, records[-1]["kl"] if records else None, trainer.kl_ctl.coef, stopped,
                        monitor_log, {}, cfg.method, trainer.trainable, trainer.total,
-                       round(time.perf_counter() - start, 3), resumed, loaded, trainer)
+                       round(time.perf_counter() - start, 3), resumed, loaded, trainer,
+                       records[-1].get("rolled_back_to") if records else None)
     _write_outputs(out, result, cfg)
     return result
+
+
+def _save_good(path: Path, trainer: PPOTrainer, step: int) -> None:
+    """Keep the policy (and value head) of a monitor check that passed, atomically, for ``action: rollback``.
+
+    Written before the step's checkpoint: if a run is killed in between, the resumed run redoes the
+    step and (deterministically) writes the same state again.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"step": step, "policy": trainer.trainable_state(), "value_head": trainer.value_head.state_dict()},
+               tmp)
+    tmp.replace(path)
+
+
+def _load_good(path: Path, trainer: PPOTrainer) -> int:
+    """Restore what ``_save_good`` kept; returns its step."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    trainer.load_trainable_state(state["policy"])
+    trainer.value_head.load_state_dict(state["value_head"])
+    return int(state["step"])
 
 
 def _restore(out: Path, trainer: PPOTrainer, monitor: RewardHackingMonitor | None

@@ -94,8 +94,10 @@ class MonitorOptions(StageConfig):
                                  "this (repetitive, collapsed outputs).")
     max_kl: float | None = Field(None, gt=0, description="Warn when the mean sequence KL of the greedy responses "
                                  "exceeds this; None: no bound.")
-    action: Literal["warn", "stop"] = Field("warn", description="'warn': log and record; 'stop': also end the run "
-                                            "(after checkpointing the step).")
+    action: Literal["warn", "stop", "rollback"] = Field(
+        "warn", description="'warn': log and record; 'stop': also end the run (after checkpointing the step); "
+        "'rollback': end the run with the policy as it was at the last check that passed (the start of the run "
+        "at worst), like early stopping on a validation metric.")
 
 
 class PPOConfig(StageConfig):

@@ -10,7 +10,9 @@ monitor decodes greedily on a fixed sample of prompts and measures:
   between the policy and the frozen reference.
 
 It warns when ROUGE-1 falls more than ``max_rouge_drop`` below the baseline, distinct-2 falls
-under ``min_distinct2`` or the KL exceeds ``max_kl``; with ``action: stop`` the run then ends.
+under ``min_distinct2`` or the KL exceeds ``max_kl``; with ``action: stop`` the run then ends; with
+``action: rollback`` it ends with the policy of the last check that passed (the start of the run at
+worst): early stopping on the task metric.
 """
 
 from __future__ import annotations

@@ -305,6 +305,39 @@ def test_monitor_stops_a_degrading_run_and_kl_stop_ends_early(fresh, tmp_path):
     assert "policy_loss" in result.log[0] and "policy_loss" not in result.log[1]  # no update on step 2
 
 
+def test_monitor_rollback_ends_on_the_policy_of_the_last_check_that_passed(fresh, tmp_path):
+    """KL grows as the policy trains: a bound between the KLs of checks 2 and 4 rolls step 4 back to step 2."""
+    cfg = ppo_cfg("tiny-t5", steps=4, batch_size=8, mini_batch_size=8, ppo_epochs=1, learning_rate=1e-3,
+                  save_every=2, keep_checkpoints=None, monitor={"every": 2, "n_samples": 4, "min_distinct2": 0.0})
+    refs = ["item number one", "an item", "item two", "three items"]
+    free = train_ppo(fresh("tiny-t5"), PROMPTS, WordShare("drying"), cfg, tmp_path / "free",
+                     eval_prompts=PROMPTS[:4], eval_references=refs)
+    kl2, kl4 = free.monitor[1]["kl"], free.monitor[2]["kl"]
+    assert free.stopped is None and free.rolled_back_to is None and 0 < kl2 < kl4
+
+    bound = {"max_kl": (kl2 + kl4) / 2, "action": "rollback"}
+    result = train_ppo(fresh("tiny-t5"), PROMPTS, WordShare("drying"),
+                       cfg | {"monitor": cfg["monitor"] | bound}, tmp_path / "rb",
+                       eval_prompts=PROMPTS[:4], eval_references=refs)
+    assert result.stopped == "monitor" and result.steps == 4 and result.rolled_back_to == 2
+    assert result.log[-1]["rolled_back_to"] == 2 and "KL" in result.monitor[2]["warnings"][0]
+    at_step2 = torch.load(tmp_path / "free" / "checkpoints" / "step-2" / "policy.pt", weights_only=True)
+    at_step4 = torch.load(tmp_path / "free" / "checkpoints" / "step-4" / "policy.pt", weights_only=True)
+    final = result.trainer.trainable_state()
+    assert all(torch.equal(final[n], t) for n, t in at_step2.items())
+    assert not all(torch.equal(final[n], t) for n, t in at_step4.items())
+    assert json.loads((tmp_path / "rb" / "ppo_result.json").read_text())["rolled_back_to"] == 2
+
+    # a run that fails its first check falls back on the start: the policy is unchanged
+    start = fresh("tiny-t5")
+    before = {n: p.detach().clone() for n, p in start.model.named_parameters()}
+    worst = {"min_distinct2": 1.0, "max_rouge_drop": 0.0, "action": "rollback"}
+    result = train_ppo(start, PROMPTS, WordShare("drying"), cfg | {"monitor": cfg["monitor"] | worst},
+                       tmp_path / "zero", eval_prompts=PROMPTS[:4], eval_references=refs)
+    assert result.rolled_back_to == 0 and result.steps == 2
+    assert all(torch.equal(p, before[n]) for n, p in start.model.named_parameters())
+
+
 # ---- config ----------------------------------------------------------------------------------------
 
 
