@@ -16,8 +16,12 @@ Ziegler et al. (2019) and Stiennon et al. (2020), the algorithm of TRL's former 
    averaged over rollouts: exactly 0 while policy and reference agree.
 4. **GAE** (gamma, lambda) gives advantages and returns; advantages are whitened over the batch.
 5. **Update**: ``ppo_epochs`` passes over the batch in shuffled mini-batches of
-   ``mini_batch_size``: clipped policy loss + ``vf_coef`` x clipped value loss, AdamW, gradients
-   clipped to ``max_grad_norm``.
+   ``mini_batch_size``: clipped policy loss + ``vf_coef`` x clipped value loss, AdamW (the value
+   head at its own, higher ``value_learning_rate``: it starts at zero and must learn within a few
+   dozen steps), gradients clipped to ``max_grad_norm``. The first ``value_warmup_steps`` steps
+   train the value head alone, so that from the first policy update on the advantages single out
+   the tokens that changed the expected reward rather than crediting every token of a response
+   with its final score.
 6. **KL controller**: beta fixed, or adapted towards ``kl.target`` (Ziegler's proportional rule).
 
 The reference is the policy as it was at the start: for ``method: lora`` the same model with its
@@ -130,8 +134,10 @@ class PPOTrainer:
         self.device = next(loaded.model.parameters()).device
         with torch.random.fork_rng(devices=[]):
             self.value_head = ValueHead(hidden_size(loaded.model)).to(self.device)
-        params = [p for p in loaded.model.parameters() if p.requires_grad] + list(self.value_head.parameters())
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
+        self.policy_params = [p for p in loaded.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW([{"params": self.policy_params, "lr": cfg.learning_rate},
+                                            {"params": list(self.value_head.parameters()),
+                                             "lr": cfg.value_learning_rate}], weight_decay=0.0)
         self.kl_ctl = KLController(cfg.kl.init_coef, cfg.kl.mode, cfg.kl.target, cfg.kl.horizon)
         self.normalizer = normalizer if normalizer is not None else (RunningMoments() if cfg.normalize_rewards
                                                                       else None)
@@ -214,8 +220,11 @@ class PPOTrainer:
         ro.advantages = whiten(adv, mask) if self.cfg.whiten_advantages else adv
         ro.returns = ret
 
-    def update(self, ro: Rollouts, step: int) -> dict[str, float]:
-        """``ppo_epochs`` passes of clipped-loss mini-batch updates; mean statistics over mini-batches."""
+    def update(self, ro: Rollouts, step: int, value_only: bool = False) -> dict[str, float]:
+        """``ppo_epochs`` passes of clipped-loss mini-batch updates; mean statistics over mini-batches.
+
+        ``value_only`` (value warm-up): the value loss alone, and only the value head changes.
+        """
         cfg, n = self.cfg, len(ro.prompts)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         totals: dict[str, float] = {}
@@ -225,16 +234,32 @@ class PPOTrainer:
                                                                                           epoch)))
             for start in range(0, n, cfg.mini_batch_size):
                 rows = order[start:start + cfg.mini_batch_size].to(self.device)
-                stats = self._minibatch(ro, rows, params)
+                stats = self._minibatch(ro, rows, params, value_only)
                 for k, v in stats.items():
                     totals[k] = totals.get(k, 0.0) + v
                 count += 1
         return {k: v / max(count, 1) for k, v in totals.items()}
 
-    def _minibatch(self, ro: Rollouts, rows: torch.Tensor, params: list[torch.Tensor]) -> dict[str, float]:
+    def _minibatch(self, ro: Rollouts, rows: torch.Tensor, params: list[torch.Tensor],
+                   value_only: bool = False) -> dict[str, float]:
         cfg = self.cfg
         b = ro.batch.select(rows)
         mask = b.response_mask
+        if value_only:  # the trunk builds no graph: only the head's gradient is computed
+            for p in self.policy_params:
+                p.requires_grad_(False)
+            try:
+                s = score(self.model, self.kind, b, temperature=self.temperature, value_head=self.value_head)
+            finally:
+                for p in self.policy_params:
+                    p.requires_grad_(True)
+            vf = value_loss(s.values, ro.values[rows], ro.returns[rows], mask, cfg.cliprange_value)
+            self.optimizer.zero_grad(set_to_none=True)
+            vf.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(list(self.value_head.parameters()),
+                                                       cfg.max_grad_norm if cfg.max_grad_norm else math.inf)
+            self.optimizer.step()
+            return {"value_loss": float(vf.detach()), "grad_norm": float(grad_norm)}
         s = score(self.model, self.kind, b, temperature=self.temperature, value_head=self.value_head)
         pg, stats = policy_loss(s.logp, ro.logp[rows], ro.advantages[rows], mask, cfg.cliprange)
         vf = value_loss(s.values, ro.values[rows], ro.returns[rows], mask, cfg.cliprange_value)
@@ -262,6 +287,10 @@ class PPOTrainer:
             log.warning("step %d: KL %.3f exceeds kl_stop=%s; stopping before updating on it", step, seq_kl,
                         self.cfg.kl_stop)
             record["stopped"] = "kl_stop"
+        elif step <= self.cfg.value_warmup_steps:  # the policy stays as it is; the KL controller too
+            self.advantages(ro)
+            record.update(self.update(ro, step, value_only=True))
+            record["value_warmup"] = True
         else:
             self.advantages(ro)
             record.update(self.update(ro, step))

@@ -108,8 +108,15 @@ class PPOConfig(StageConfig):
     mini_batch_size: int = Field(4, ge=1, description="Rollouts per gradient step; batch_size / mini_batch_size "
                                  "gradient steps per PPO epoch.")
     ppo_epochs: int = Field(4, ge=1, description="Passes over each rollout batch.")
-    learning_rate: float = Field(1.41e-5, gt=0, description="AdamW learning rate (constant), for the policy's "
-                                 "trainable parameters and the value head.")
+    learning_rate: float = Field(1.41e-5, gt=0, description="AdamW learning rate (constant) of the policy's "
+                                 "trainable parameters.")
+    value_learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate (constant) of the value head, "
+                                       "a fresh linear layer: at the policy's rate it would barely move in a few "
+                                       "dozen steps, and advantages would be little more than whitened returns.")
+    value_warmup_steps: int = Field(0, ge=0, description="The first this many steps train only the value head on "
+                                    "their rollouts (the policy does not change), so that advantages credit the "
+                                    "tokens that changed the expected reward from the first policy update on. "
+                                    "Counted within steps.")
     generation: RolloutGeneration = Field(default_factory=RolloutGeneration,
                                           description="Sampling of rollouts.")
     kl: KLOptions = Field(default_factory=KLOptions, description="KL penalty and its controller.")
@@ -146,6 +153,10 @@ class PPOConfig(StageConfig):
         elif self.batch_size % self.mini_batch_size:
             msg = f"batch_size ({self.batch_size}) must be a multiple of mini_batch_size ({self.mini_batch_size})"
             problems.append(("mini_batch_size", msg, self.mini_batch_size))
+        if self.value_warmup_steps >= self.steps:
+            msg = (f"value_warmup_steps ({self.value_warmup_steps}) must be fewer than steps ({self.steps}), "
+                   "or the policy never trains")
+            problems.append(("value_warmup_steps", msg, self.value_warmup_steps))
         if problems:
             raise _field_errors(type(self).__name__, problems)
         return self

@@ -338,6 +338,24 @@ def test_monitor_rollback_ends_on_the_policy_of_the_last_check_that_passed(fresh
     assert all(torch.equal(p, before[n]) for n, p in start.model.named_parameters())
 
 
+def test_value_warmup_trains_only_the_value_head_at_its_own_rate(fresh, tmp_path):
+    loaded = fresh("tiny-t5")
+    start = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
+    cfg = ppo_cfg("tiny-t5", steps=3, batch_size=8, mini_batch_size=8, ppo_epochs=1, save_every=1,
+                  keep_checkpoints=None, value_warmup_steps=2, value_learning_rate=1e-2)
+    result = train_ppo(loaded, PROMPTS, WordShare("drying"), cfg, tmp_path)
+    assert [r.get("value_warmup", False) for r in result.log] == [True, True, False]
+    assert "policy_loss" not in result.log[0] and "policy_loss" in result.log[2]
+    assert result.trainer.optimizer.param_groups[1]["lr"] == 1e-2  # the value head's own rate
+    for step in (1, 2):  # the policy is untouched by warm-up steps, the value head learns
+        policy = torch.load(tmp_path / "checkpoints" / f"step-{step}" / "policy.pt", weights_only=True)
+        assert all(torch.equal(t, start[n]) for n, t in policy.items())
+        head = torch.load(tmp_path / "checkpoints" / f"step-{step}" / "value_head.pt", weights_only=True)
+        assert head["summary.weight"].abs().sum() > 0
+    assert result.log[0]["kl_coef"] == result.log[2]["kl_coef"]  # no controller update while warming up
+    assert any(not torch.equal(p, start[n]) for n, p in result.trainer.model.named_parameters() if p.requires_grad)
+
+
 # ---- config ----------------------------------------------------------------------------------------
 
 
@@ -349,6 +367,7 @@ def test_monitor_rollback_ends_on_the_policy_of_the_last_check_that_passed(fresh
     ({"generation": {"min_new_tokens": 9, "max_new_tokens": 4}}, "generation.min_new_tokens"),
     ({"generation": {"do_sample": False, "temperature": 0.5}}, "generation.temperature"),
     ({"monitor": {"action": "panic"}}, "monitor.action"),
+    ({"steps": 5, "value_warmup_steps": 5}, "value_warmup_steps"),
     ({"method": "prompt_tuning"}, "method"),
     ({"cliprange": 0}, "cliprange"),
     ({"stepz": 3}, "stepz"),
