@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--value-lr", type=float, default=1e-3, help="learning rate of the value head")
     parser.add_argument("--value-warmup", type=int, default=0,
                         help="first steps that train only the value head (counted within --steps)")
+    parser.add_argument("--dense-rewards", action="store_true",
+                        help="reward each token with the change it made to the classifier's score of the prefix")
     parser.add_argument("--kl-init", type=float, default=0.5, help="initial KL coefficient (adaptive controller)")
     parser.add_argument("--kl-target", type=float, default=1.0, help="KL target of the adaptive controller")
     parser.add_argument("--temperature", type=float, default=0.7,
@@ -136,7 +138,7 @@ def main() -> None:
                     "ppo_steps": args.steps, "n_eval": args.n_eval, "samples_per_dialogue": args.samples,
                     "toxic_threshold": THRESHOLD,
                     "ppo": PPO | {"learning_rate": args.lr, "value_learning_rate": args.value_lr,
-                                  "value_warmup_steps": args.value_warmup,
+                                  "value_warmup_steps": args.value_warmup, "dense_rewards": args.dense_rewards,
                                   "kl": PPO["kl"] | {"init_coef": args.kl_init, "target": args.kl_target},
                                   "monitor": {"every": args.monitor_every, "n_samples": args.monitor_samples,
                                               "max_rouge_drop": args.monitor_max_drop,
@@ -153,6 +155,8 @@ def main() -> None:
     if args.monitor_every != 10:
         ppo_key["monitor_every"] = args.monitor_every
     ppo_key |= {"value_lr": args.value_lr, "value_warmup": args.value_warmup}
+    if args.dense_rewards:
+        ppo_key["dense_rewards"] = True
     if results.get("ppo_key") != ppo_key:  # another PPO setting: keep what the earlier one gave, start the seeds over
         if results.get("seeds"):
             keep = ("seed", "toxic_rate_before", "toxic_rate_after", "rouge1_before", "rouge1_after", "kl_final",
@@ -176,14 +180,14 @@ def main() -> None:
                      "generation": PPO["generation"] | {"temperature": args.temperature},
                      "kl": PPO["kl"] | {"init_coef": args.kl_init, "target": args.kl_target},
                      "learning_rate": args.lr, "value_learning_rate": args.value_lr,
-                     "value_warmup_steps": args.value_warmup,
+                     "value_warmup_steps": args.value_warmup, "dense_rewards": args.dense_rewards,
                      "monitor": {"every": args.monitor_every, "n_samples": args.monitor_samples,
                                  "max_rouge_drop": args.monitor_max_drop,
                                  "action": args.monitor_action}}
         name = f"ppo-kl{args.kl_init}-{args.kl_target}-lr{args.lr}-mon{args.monitor_samples}{args.monitor_action}"
         if args.monitor_every != 10:
             name += f"{args.monitor_max_drop}every{args.monitor_every}"
-        name += f"-vlr{args.value_lr}-vw{args.value_warmup}"
+        name += f"-vlr{args.value_lr}-vw{args.value_warmup}" + ("-dense" if args.dense_rewards else "")
         result = train_ppo(loaded, prompts, reward, cfg, runs / f"{name}-seed{seed}",
                            references=refs,
                            eval_prompts=[r["input"] for r in monitor_rows],

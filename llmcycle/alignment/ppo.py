@@ -12,7 +12,8 @@ Ziegler et al. (2019) and Stiennon et al. (2020), the algorithm of TRL's former 
    and the entropy; the reward callable scores each (prompt, response) text.
 3. **Rewards**: ``-beta * KL_t`` on every token, with a non-negative per-token KL estimator
    (default k3: ``exp(r) - 1 - r``, ``r = ref_logp - logp``; see ``ppo_ops.kl_penalty``), plus the
-   (optionally normalised) score on the last token. The reported KL is the per-sequence sum,
+   (optionally normalised) score on the last token, or, with ``dense_rewards``, on every token the
+   change it made to the reward of the response so far (``ppo_ops.shaped_rewards``). The reported KL is the per-sequence sum,
    averaged over rollouts: exactly 0 while policy and reference agree.
 4. **GAE** (gamma, lambda) gives advantages and returns; advantages are whitened over the batch.
 5. **Update**: ``ppo_epochs`` passes over the batch in shuffled mini-batches of
@@ -58,7 +59,7 @@ from llmcycle.alignment.ppo_config import PPOConfig
 from llmcycle.alignment.ppo_model import Batch, ValueHead, hidden_size, make_batch, score
 from llmcycle.alignment.ppo_monitor import RewardHackingMonitor
 from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, gae, kl_penalty, masked_mean, policy_loss,
-                                        token_rewards, value_loss, whiten)
+                                        shaped_rewards, token_rewards, value_loss, whiten)
 from llmcycle.errors import ConfigError, LLMCycleError
 from llmcycle.lifecycle.rundir import atomic_write_json
 
@@ -100,6 +101,7 @@ class Rollouts:
     values: torch.Tensor
     entropy: torch.Tensor
     kl: torch.Tensor  # per-token KL estimate, 0 on padding
+    dense: torch.Tensor | None = None  # dense_rewards: each token's change of the prefix reward
     advantages: torch.Tensor | None = None
     returns: torch.Tensor | None = None
 
@@ -141,6 +143,9 @@ class PPOTrainer:
         self.kl_ctl = KLController(cfg.kl.init_coef, cfg.kl.mode, cfg.kl.target, cfg.kl.horizon)
         self.normalizer = normalizer if normalizer is not None else (RunningMoments() if cfg.normalize_rewards
                                                                       else None)
+        if cfg.dense_rewards and self.normalizer is not None:
+            raise LLMCycleError("dense_rewards cannot be combined with a reward normaliser (prefix reward "
+                                "differences would be rescaled by statistics of whole responses); pass none")
         self.query_limit = input_limit(loaded, cfg.generation.settings(), cfg.generation.max_query_tokens)
         self.temperature = cfg.generation.temperature if cfg.generation.do_sample else 1.0
 
@@ -206,7 +211,22 @@ class PPOTrainer:
         ref = self.reference_logp(b, self.temperature)
         kl = kl_penalty(s.logp, ref, self.cfg.kl.estimator) * b.response_mask
         scores = torch.tensor(self.rewards(prompts, texts), dtype=torch.float32, device=self.device)
-        return Rollouts(prompts, texts, b, scores, s.logp, ref, s.values * b.response_mask, s.entropy, kl)
+        dense = self.prefix_rewards(prompts, ids, scores.tolist(), b) if self.cfg.dense_rewards else None
+        return Rollouts(prompts, texts, b, scores, s.logp, ref, s.values * b.response_mask, s.entropy, kl, dense)
+
+    def prefix_rewards(self, prompts: list[str], ids: list[list[int]], scores: list[float], b: Batch
+                       ) -> torch.Tensor:
+        """``dense_rewards``: score every proper prefix of every response in one reward call; (B, T)."""
+        tok = self.loaded.tokenizer
+        lengths = [int(n) for n in b.response_mask.sum(1).tolist()]
+        texts = [tok.decode(row[:k], skip_special_tokens=True) for row, n in zip(ids, lengths) for k in range(n)]
+        owners = [i for i, n in enumerate(lengths) for _ in range(n)]
+        values = self.rewards([prompts[i] for i in owners], texts) if texts else []
+        potentials, at = [], 0
+        for n, final in zip(lengths, scores):
+            potentials.append(values[at:at + n] + [final])
+            at += n
+        return shaped_rewards(potentials, b.response_mask.shape[1]).to(self.device)
 
     def advantages(self, ro: Rollouts) -> None:
         """Per-token rewards (KL penalty + score at the end), GAE, whitening: fills ``ro``."""
@@ -215,7 +235,10 @@ class PPOTrainer:
             normalized = self.normalizer.normalize(scores.tolist())  # folds the batch in first, then scales
             scores = torch.tensor(normalized, dtype=torch.float32, device=self.device)
         mask = ro.batch.response_mask
-        rewards = token_rewards(scores, ro.kl, mask, self.kl_ctl.coef)
+        if ro.dense is not None:
+            rewards = (ro.dense - self.kl_ctl.coef * ro.kl) * mask
+        else:
+            rewards = token_rewards(scores, ro.kl, mask, self.kl_ctl.coef)
         adv, ret = gae(rewards, ro.values, mask, self.cfg.gamma, self.cfg.lam)
         ro.advantages = whiten(adv, mask) if self.cfg.whiten_advantages else adv
         ro.returns = ret

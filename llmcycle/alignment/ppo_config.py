@@ -129,6 +129,12 @@ class PPOConfig(StageConfig):
                                     "response tokens.")
     normalize_rewards: bool = Field(False, description="Scale scores by a running mean/std before adding them "
                                     "(an object passed as train_ppo(normalizer=...) wins).")
+    dense_rewards: bool = Field(False, description="Reward every token with the change it made to the reward of "
+                                "the response so far (the reward callable scores each prefix; the sum over a "
+                                "response is its score up to a constant, so what is optimal does not change), "
+                                "instead of the whole score on the last token: credit lands on the words that "
+                                "cost the reward, not on every word of a response that contains them. One reward "
+                                "call per response token: for cheap rewards such as a linear classifier.")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Clip the global gradient norm (None: no clipping).")
     kl_stop: float | None = Field(None, gt=0, description="End the run when a rollout's mean sequence KL exceeds "
                                   "this (before updating on it); None: never.")
@@ -153,6 +159,9 @@ class PPOConfig(StageConfig):
         elif self.batch_size % self.mini_batch_size:
             msg = f"batch_size ({self.batch_size}) must be a multiple of mini_batch_size ({self.mini_batch_size})"
             problems.append(("mini_batch_size", msg, self.mini_batch_size))
+        if self.dense_rewards and self.normalize_rewards:
+            problems.append(("dense_rewards", "dense_rewards scores prefixes whose differences a running "
+                             "normalisation would distort; set normalize_rewards: false", self.dense_rewards))
         if self.value_warmup_steps >= self.steps:
             msg = (f"value_warmup_steps ({self.value_warmup_steps}) must be fewer than steps ({self.steps}), "
                    "or the policy never trains")

@@ -70,6 +70,23 @@ def token_rewards(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl
     return rewards.scatter_add(1, last.unsqueeze(1), scores.to(rewards.dtype).unsqueeze(1))
 
 
+def shaped_rewards(potentials: Sequence[Sequence[float]], width: int) -> torch.Tensor:
+    """Dense per-token rewards from the reward of every prefix (potential-based shaping).
+
+    ``potentials[i]`` holds the reward of response ``i``'s first 0, 1, ..., n tokens (n + 1 values,
+    the last one its full score). Token ``t`` earns ``phi[t + 1] - phi[t]``, the change its
+    arrival made, so a row sums to ``score - reward("")``: the return of every response is its
+    score up to a constant, and shaping of this form leaves the optimal policy unchanged (Ng et al.,
+    1999), while the credit lands on the tokens that moved the score. (B, width), 0 after a row.
+    """
+    out = torch.zeros((len(potentials), width), dtype=torch.float32)
+    for i, phi in enumerate(potentials):
+        n = min(len(phi) - 1, width)
+        if n > 0:
+            out[i, :n] = torch.tensor(phi[1:n + 1], dtype=torch.float32) - torch.tensor(phi[:n], dtype=torch.float32)
+    return out
+
+
 def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float,
         lam: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation (Schulman et al., 2016): ``(advantages, returns)``, (B, T) each.

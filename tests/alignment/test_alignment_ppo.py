@@ -20,7 +20,7 @@ from llmcycle.alignment.ppo import PPOTrainer, batch_indices, train_ppo
 from llmcycle.alignment.ppo_config import PPOConfig
 from llmcycle.alignment.ppo_model import _forward
 from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, gae, kl_penalty, masked_mean, policy_loss,
-                                        token_rewards, whiten)
+                                        shaped_rewards, token_rewards, whiten)
 from llmcycle.errors import ConfigError, LLMCycleError
 
 PROMPTS = [f"tell me about item number {i} please" for i in range(32)]
@@ -72,11 +72,11 @@ def ppo_cfg(name: str, **over) -> dict:
 # ---- the requirement ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["tiny-t5", "tiny-gpt2"])
-def test_ppo_raises_a_programmatic_reward_with_kl_reported_nonnegative(name, fresh, tmp_path):
+@pytest.mark.parametrize("name, dense", [("tiny-t5", False), ("tiny-gpt2", False), ("tiny-t5", True)])
+def test_ppo_raises_a_programmatic_reward_with_kl_reported_nonnegative(name, dense, fresh, tmp_path):
     loaded = fresh(name)
     reward = WordShare(most_sampled_word(loaded, TEMPERATURE[name]))
-    result = train_ppo(loaded, PROMPTS, reward, ppo_cfg(name), tmp_path)
+    result = train_ppo(loaded, PROMPTS, reward, ppo_cfg(name, dense_rewards=dense), tmp_path)
     rewards = [r["reward_mean"] for r in result.log]
     assert len(rewards) == 30 and result.steps == 30 and result.stopped is None
     assert all(r["kl"] >= 0.0 for r in result.log)
@@ -175,6 +175,29 @@ def test_adaptive_kl_controller_moves_the_coefficient_the_right_way():
     assert small.update(5.7, n_steps=10) == pytest.approx(0.2 * (1 - 0.05 * 0.1))  # within the clip
     fixed = KLController(0.2, "fixed")
     assert fixed.update(100.0, 10) == 0.2
+
+
+def test_shaped_rewards_credit_the_token_that_moved_the_score():
+    # response 0: the third token made it toxic-free (0.1 -> 0.9); response 1: one token, then padding
+    dense = shaped_rewards([[0.1, 0.1, 0.9, 0.9], [0.1, 0.3]], width=4)
+    assert torch.allclose(dense, torch.tensor([[0.0, 0.8, 0.0, 0.0], [0.2, 0.0, 0.0, 0.0]]))
+    assert torch.allclose(dense.sum(1), torch.tensor([0.9 - 0.1, 0.3 - 0.1]))  # score minus reward("")
+
+
+def test_dense_rollout_rewards_sum_to_each_score_minus_the_empty_response(fresh):
+    loaded = fresh("tiny-t5")
+    word = most_sampled_word(loaded, TEMPERATURE["tiny-t5"])
+    reward = WordShare(word)
+    trainer = PPOTrainer(loaded, PPOConfig.from_dict(ppo_cfg("tiny-t5", dense_rewards=True)), reward)
+    ro = trainer.rollout(PROMPTS[:16], step=1)
+    mask = ro.batch.response_mask.bool()
+    assert torch.allclose(ro.dense.sum(1), ro.scores - reward([""], [""])[0], atol=1e-6)
+    assert (ro.dense[~mask] == 0).all() and ro.dense.abs().sum() > 0
+    tok = loaded.tokenizer
+    i = next(i for i, r in enumerate(ro.responses) if word in r.split())  # where the word arrives, reward moves
+    ids = ro.batch.response_ids[i][mask[i]].tolist()
+    first = next(k for k in range(1, len(ids) + 1) if word in tok.decode(ids[:k], skip_special_tokens=True).split())
+    assert ro.dense[i, first - 1] != 0
 
 
 def test_gae_matches_a_hand_computed_example():
@@ -368,6 +391,7 @@ def test_value_warmup_trains_only_the_value_head_at_its_own_rate(fresh, tmp_path
     ({"generation": {"do_sample": False, "temperature": 0.5}}, "generation.temperature"),
     ({"monitor": {"action": "panic"}}, "monitor.action"),
     ({"steps": 5, "value_warmup_steps": 5}, "value_warmup_steps"),
+    ({"dense_rewards": True, "normalize_rewards": True}, "dense_rewards"),
     ({"method": "prompt_tuning"}, "method"),
     ({"cliprange": 0}, "cliprange"),
     ({"stepz": 3}, "stepz"),
