@@ -113,8 +113,8 @@ def main() -> None:
     path = _common.RESULTS / f"{args.results}.json"
     results = load_results(path)
     common = COMMON | {"precision": args.precision}
-    if (results.get("steps") not in (None, args.steps) or results.get("n_test") not in (None, args.n_test)
-            or results.get("common", {}).get("precision", "fp32") != args.precision):
+    if results and (results.get("steps") not in (None, args.steps) or results.get("n_test") not in (None, args.n_test)
+                    or results.get("common", {}).get("precision", "fp32") != args.precision):
         print(f"note: {path.name} holds runs with other --steps/--n-test/--precision; starting a new result file")
         results = {}
     results.update({"model": MODEL, "data": "DialogSum (../shared/data/dialogsum)", "n_test": args.n_test,
