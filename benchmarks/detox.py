@@ -102,6 +102,8 @@ def main() -> None:
                         help="first steps that train only the value head (counted within --steps)")
     parser.add_argument("--dense-rewards", action="store_true",
                         help="reward each token with the change it made to the classifier's score of the prefix")
+    parser.add_argument("--eos-coef", type=float, default=0.0,
+                        help="weight of the length anchor (KL of the probability of ending, policy vs reference)")
     parser.add_argument("--kl-init", type=float, default=0.5, help="initial KL coefficient (adaptive controller)")
     parser.add_argument("--kl-target", type=float, default=1.0, help="KL target of the adaptive controller")
     parser.add_argument("--temperature", type=float, default=0.7,
@@ -139,7 +141,8 @@ def main() -> None:
                     "toxic_threshold": THRESHOLD,
                     "ppo": PPO | {"learning_rate": args.lr, "value_learning_rate": args.value_lr,
                                   "value_warmup_steps": args.value_warmup, "dense_rewards": args.dense_rewards,
-                                  "kl": PPO["kl"] | {"init_coef": args.kl_init, "target": args.kl_target},
+                                  "kl": PPO["kl"] | {"init_coef": args.kl_init, "target": args.kl_target,
+                                                     "eos_coef": args.eos_coef},
                                   "monitor": {"every": args.monitor_every, "n_samples": args.monitor_samples,
                                               "max_rouge_drop": args.monitor_max_drop,
                                               "action": args.monitor_action}}, "machine": _common.machine(),
@@ -157,6 +160,8 @@ def main() -> None:
     ppo_key |= {"value_lr": args.value_lr, "value_warmup": args.value_warmup}
     if args.dense_rewards:
         ppo_key["dense_rewards"] = True
+    if args.eos_coef:
+        ppo_key["eos_coef"] = args.eos_coef
     if results.get("ppo_key") != ppo_key:  # another PPO setting: keep what the earlier one gave, start the seeds over
         if results.get("seeds"):
             keep = ("seed", "toxic_rate_before", "toxic_rate_after", "rouge1_before", "rouge1_after", "kl_final",
@@ -178,7 +183,8 @@ def main() -> None:
         loaded = load_model(toxic_model)
         cfg = PPO | {"steps": args.steps, "seed": seed,
                      "generation": PPO["generation"] | {"temperature": args.temperature},
-                     "kl": PPO["kl"] | {"init_coef": args.kl_init, "target": args.kl_target},
+                     "kl": PPO["kl"] | {"init_coef": args.kl_init, "target": args.kl_target,
+                                        "eos_coef": args.eos_coef},
                      "learning_rate": args.lr, "value_learning_rate": args.value_lr,
                      "value_warmup_steps": args.value_warmup, "dense_rewards": args.dense_rewards,
                      "monitor": {"every": args.monitor_every, "n_samples": args.monitor_samples,
@@ -188,6 +194,7 @@ def main() -> None:
         if args.monitor_every != 10:
             name += f"{args.monitor_max_drop}every{args.monitor_every}"
         name += f"-vlr{args.value_lr}-vw{args.value_warmup}" + ("-dense" if args.dense_rewards else "")
+        name += f"-eos{args.eos_coef}" if args.eos_coef else ""
         result = train_ppo(loaded, prompts, reward, cfg, runs / f"{name}-seed{seed}",
                            references=refs,
                            eval_prompts=[r["input"] for r in monitor_rows],

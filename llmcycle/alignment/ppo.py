@@ -24,6 +24,9 @@ Ziegler et al. (2019) and Stiennon et al. (2020), the algorithm of TRL's former 
    the tokens that changed the expected reward rather than crediting every token of a response
    with its final score.
 6. **KL controller**: beta fixed, or adapted towards ``kl.target`` (Ziegler's proportional rule).
+7. **Length anchor** (``kl.eos_coef``, off by default): the loss also carries the KL between the
+   policy's and the reference's probability of ending at each response position, so the reward
+   cannot be raised by stopping early (or late), only by what the response says.
 
 The reference is the policy as it was at the start: for ``method: lora`` the same model with its
 adapter disabled (``with model.disable_adapter():``; no second copy in memory), for ``full`` a
@@ -58,8 +61,8 @@ from llmcycle.alignment.ppo_checkpoint import last_checkpoint, load_checkpoint, 
 from llmcycle.alignment.ppo_config import PPOConfig
 from llmcycle.alignment.ppo_model import Batch, ValueHead, hidden_size, make_batch, score
 from llmcycle.alignment.ppo_monitor import RewardHackingMonitor
-from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, gae, kl_penalty, masked_mean, policy_loss,
-                                        shaped_rewards, token_rewards, value_loss, whiten)
+from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, bernoulli_kl, gae, kl_penalty, masked_mean,
+                                        policy_loss, shaped_rewards, token_rewards, value_loss, whiten)
 from llmcycle.errors import ConfigError, LLMCycleError
 from llmcycle.lifecycle.rundir import atomic_write_json
 
@@ -102,6 +105,7 @@ class Rollouts:
     entropy: torch.Tensor
     kl: torch.Tensor  # per-token KL estimate, 0 on padding
     dense: torch.Tensor | None = None  # dense_rewards: each token's change of the prefix reward
+    ref_eos: torch.Tensor | None = None  # kl.eos_coef: the reference's log P(ending) at each position
     advantages: torch.Tensor | None = None
     returns: torch.Tensor | None = None
 
@@ -147,6 +151,14 @@ class PPOTrainer:
             raise LLMCycleError("dense_rewards cannot be combined with a reward normaliser (prefix reward "
                                 "differences would be rescaled by statistics of whole responses); pass none")
         self.query_limit = input_limit(loaded, cfg.generation.settings(), cfg.generation.max_query_tokens)
+        self.eos_ids: list[int] | None = None
+        if cfg.kl.eos_coef > 0:
+            from llmcycle.generation.engine import _eos_ids
+
+            self.eos_ids = sorted(_eos_ids(loaded.model, loaded.tokenizer))
+            if not self.eos_ids:
+                raise ConfigError("kl.eos_coef: the policy has no end token (generation_config.eos_token_id or "
+                                  "tokenizer.eos_token_id), so there is no probability of ending to anchor")
         self.temperature = cfg.generation.temperature if cfg.generation.do_sample else 1.0
 
     @property
@@ -172,11 +184,15 @@ class PPOTrainer:
 
     def reference_logp(self, b: Batch, temperature: float) -> torch.Tensor:
         """Logprobs of the response tokens under the frozen reference, (B, T)."""
+        return self.reference_scores(b, temperature).logp
+
+    def reference_scores(self, b: Batch, temperature: float) -> Any:
+        """The frozen reference's ``Scores`` (logprobs; end-token logprobs when ``kl.eos_coef`` is on)."""
         with torch.no_grad():
             if self.ref_model is None:  # LoRA: the same weights, adapter switched off
                 with self.model.disable_adapter():
-                    return score(self.model, self.kind, b, temperature=temperature).logp
-            return score(self.ref_model, self.kind, b, temperature=temperature).logp
+                    return score(self.model, self.kind, b, temperature=temperature, eos_ids=self.eos_ids)
+            return score(self.ref_model, self.kind, b, temperature=temperature, eos_ids=self.eos_ids)
 
     def sequence_kl(self, prompts: Sequence[str], responses: Sequence[Sequence[int]], temperature: float) -> float:
         """Mean over rollouts of the summed per-token KL estimate between policy and reference."""
@@ -208,11 +224,13 @@ class PPOTrainer:
         with torch.no_grad():
             s = score(self.model, self.kind, b, temperature=self.temperature, value_head=self.value_head,
                       entropy=True)
-        ref = self.reference_logp(b, self.temperature)
+        ref_scores = self.reference_scores(b, self.temperature)
+        ref = ref_scores.logp
         kl = kl_penalty(s.logp, ref, self.cfg.kl.estimator) * b.response_mask
         scores = torch.tensor(self.rewards(prompts, texts), dtype=torch.float32, device=self.device)
         dense = self.prefix_rewards(prompts, ids, scores.tolist(), b) if self.cfg.dense_rewards else None
-        return Rollouts(prompts, texts, b, scores, s.logp, ref, s.values * b.response_mask, s.entropy, kl, dense)
+        return Rollouts(prompts, texts, b, scores, s.logp, ref, s.values * b.response_mask, s.entropy, kl, dense,
+                        ref_scores.eos_logp)
 
     def prefix_rewards(self, prompts: list[str], ids: list[list[int]], scores: list[float], b: Batch
                        ) -> torch.Tensor:
@@ -283,10 +301,15 @@ class PPOTrainer:
                                                        cfg.max_grad_norm if cfg.max_grad_norm else math.inf)
             self.optimizer.step()
             return {"value_loss": float(vf.detach()), "grad_norm": float(grad_norm)}
-        s = score(self.model, self.kind, b, temperature=self.temperature, value_head=self.value_head)
+        s = score(self.model, self.kind, b, temperature=self.temperature, value_head=self.value_head,
+                  eos_ids=self.eos_ids)
         pg, stats = policy_loss(s.logp, ro.logp[rows], ro.advantages[rows], mask, cfg.cliprange)
         vf = value_loss(s.values, ro.values[rows], ro.returns[rows], mask, cfg.cliprange_value)
         loss = pg + cfg.vf_coef * vf
+        if self.eos_ids is not None:
+            eos_kl = masked_mean(bernoulli_kl(s.eos_logp, ro.ref_eos[rows]), mask)
+            loss = loss + cfg.kl.eos_coef * eos_kl
+            stats["eos_kl"] = float(eos_kl.detach())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm else math.inf)

@@ -76,6 +76,11 @@ class KLOptions(StageConfig):
     horizon: float = Field(10000, gt=0, description="Adaptive mode: rollouts over which a 20% KL error changes "
                            "the coefficient by a factor ~e^0.2: beta *= 1 + clip(kl/target - 1, -0.2, 0.2) * "
                            "batch_size / horizon after every step.")
+    eos_coef: float = Field(0.0, ge=0, description="Weight, in the loss, of the KL between the policy's and the "
+                            "reference's probability of ending the response, at every response position (0: off). "
+                            "Anchors response length: the policy cannot raise its reward by stopping earlier (a "
+                            "summariser cutting its summary short to avoid a penalised ending) or later than the "
+                            "reference would, only by changing what it says.")
     estimator: Literal["k3", "abs", "squared"] = Field(
         "k3", description="Per-token KL estimator, all non-negative, with r = ref_logp - logp: 'k3' exp(r) - 1 - r "
         "(Schulman: unbiased for KL(policy||ref) on policy samples, low variance); 'abs' |r|; 'squared' r^2 / 2.")

@@ -60,6 +60,18 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k3"
     raise ValueError(f"unknown KL estimator {estimator!r}; valid: k3, abs, squared")
 
 
+def bernoulli_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """KL between two Bernoulli distributions given as log P(event): ``p log(p/q) + (1-p) log((1-p)/(1-q))``.
+
+    Elementwise, >= 0, exactly 0 where they agree; here the event is "the response ends at this
+    position" under the policy (``logp``) and the reference.
+    """
+    p = logp.exp()
+    log_not_p = torch.log1p(-p.clamp(max=1 - 1e-7))
+    log_not_q = torch.log1p(-ref_logp.exp().clamp(max=1 - 1e-7))
+    return (p * (logp - ref_logp) + (1 - p) * (log_not_p - log_not_q)).clamp(min=0.0)  # rounding only
+
+
 def token_rewards(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: float) -> torch.Tensor:
     """Per-token rewards: ``-kl_coef * kl`` on every response token, plus the score on the last one.
 

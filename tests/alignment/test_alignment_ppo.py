@@ -19,8 +19,8 @@ import torch
 from llmcycle.alignment.ppo import PPOTrainer, batch_indices, train_ppo
 from llmcycle.alignment.ppo_config import PPOConfig
 from llmcycle.alignment.ppo_model import _forward
-from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, gae, kl_penalty, masked_mean, policy_loss,
-                                        shaped_rewards, token_rewards, whiten)
+from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, bernoulli_kl, gae, kl_penalty, masked_mean,
+                                        policy_loss, shaped_rewards, token_rewards, whiten)
 from llmcycle.errors import ConfigError, LLMCycleError
 
 PROMPTS = [f"tell me about item number {i} please" for i in range(32)]
@@ -198,6 +198,40 @@ def test_dense_rollout_rewards_sum_to_each_score_minus_the_empty_response(fresh)
     ids = ro.batch.response_ids[i][mask[i]].tolist()
     first = next(k for k in range(1, len(ids) + 1) if word in tok.decode(ids[:k], skip_special_tokens=True).split())
     assert ro.dense[i, first - 1] != 0
+
+
+def test_bernoulli_kl_is_zero_only_where_the_end_probabilities_agree():
+    p, q = torch.tensor([0.6, 0.3, 0.01]), torch.tensor([0.3, 0.3, 0.5])
+    kl = bernoulli_kl(p.log(), q.log())
+    expected = p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()
+    assert torch.allclose(kl, expected, atol=1e-6) and kl[1] == 0 and (kl[[0, 2]] > 0).all()
+
+
+def test_eos_coef_pulls_the_probability_of_ending_back_to_the_reference(fresh):
+    """A policy made to end far more often than its reference is pulled back by the length anchor alone."""
+    loaded = fresh("tiny-t5")
+    cfg = PPOConfig.from_dict(ppo_cfg("tiny-t5", learning_rate=1e-3, ppo_epochs=4, kl={"eos_coef": 10.0}))
+    trainer = PPOTrainer(loaded, cfg, WordShare("drying"))  # the reference is copied here, before the change
+    ro = trainer.rollout(PROMPTS[:16], step=1)
+    common = collections.Counter(t for t in ro.batch.response_ids[ro.batch.response_mask.bool()].tolist()
+                                 if t not in trainer.eos_ids).most_common(1)[0][0]
+    head = loaded.model.get_output_embeddings().weight
+    with torch.no_grad():  # the policy's end token now scores twice its most frequent token
+        head[trainer.eos_ids[0]] = 2 * head[common]
+
+    def gap(ro):
+        from llmcycle.alignment.ppo_model import score
+
+        with torch.no_grad():
+            s = score(loaded.model, "seq2seq", ro.batch, temperature=trainer.temperature, eos_ids=trainer.eos_ids)
+        return float(masked_mean((s.eos_logp.exp() - ro.ref_eos.exp()).abs(), ro.batch.response_mask))
+
+    ro = trainer.rollout(PROMPTS[:16], step=2)
+    ro.advantages, ro.returns = torch.zeros_like(ro.logp), ro.values.clone()  # no reward signal at all
+    before = gap(ro)
+    stats = trainer.update(ro, step=2)
+    assert before > 0.05 and stats["eos_kl"] > 0
+    assert gap(ro) < before / 2, (before, gap(ro))
 
 
 def test_gae_matches_a_hand_computed_example():
