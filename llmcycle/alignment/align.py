@@ -63,11 +63,21 @@ class AlignConfig(StageConfig):
     n_prompts: int = Field(256, gt=0, description="Training prompts (the first n of the train split).")
     evaluation: AlignEvalOptions = Field(default_factory=AlignEvalOptions,
                                          description="Held-out evaluation before and after.")
+    hand_on: bool = Field(True, description="In a recipe, the stages after this one (evaluate, optimize, serve, "
+                          "...) use the aligned model of hand_on_seed; false: they keep the model this stage "
+                          "started from.")
+    hand_on_seed: int | None = Field(None, description="The seed whose aligned model is handed on (one of seeds; "
+                                     "None: the first).")
 
     @model_validator(mode="after")
     def _pairs_for_dpo(self) -> AlignConfig:
         if self.method == "dpo" and self.pairs is None:
             raise ValueError("pairs: method dpo needs a jsonl file of prompt/chosen/rejected rows")
+        if self.hand_on_seed is not None and self.hand_on_seed not in self.seeds:
+            raise ValueError(f"hand_on_seed: {self.hand_on_seed} is not one of seeds {self.seeds}")
+        if self.hand_on and self.method == "ppo" and not self.ppo.save_model:
+            raise ValueError("hand_on: the aligned model can only be handed on when it is saved; set "
+                             "ppo.save_model: true or hand_on: false")
         return self
 
 

@@ -30,8 +30,8 @@ class RunContext:
 
     recipe: Recipe
     run: RunDir
-    tuned_dir: Path | None = None  # set once a tune stage has produced a model or adapter
-    tuned: list[tuple[str, Path]] = field(default_factory=list)  # (label, model dir) of every tune stage so far
+    tuned_dir: Path | None = None  # set once a tune (or handing-on align) stage has produced a model or adapter
+    tuned: list[tuple[str, Path]] = field(default_factory=list)  # (label, model dir) of each such stage so far
     _model: Any = None
     _data: Any = None
     progress: Callable[[str], None] = field(default=lambda msg: log.info(msg))
@@ -52,13 +52,14 @@ class RunContext:
                                          revision=m.revision, adapter=m.adapter)
         return self._model
 
-    def add_tuned(self, method: str, path: Path) -> None:
-        """Record a tune stage's output under a label unique in this run (tuned-lora, tuned-lora-2, ...)."""
-        label = f"tuned-{method}"
+    def add_tuned(self, method: str, path: Path, prefix: str = "tuned") -> None:
+        """Record a stage's model under a label unique in this run (tuned-lora, tuned-lora-2, aligned-ppo, ...);
+        later stages continue from it."""
+        label = f"{prefix}-{method}"
         taken = {lab for lab, _ in self.tuned}
         n = 2
         while label in taken:
-            label, n = f"tuned-{method}-{n}", n + 1
+            label, n = f"{prefix}-{method}-{n}", n + 1
         self.tuned.append((label, path))
         self.tuned_dir = path
 
@@ -125,14 +126,12 @@ def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, only: str | No
     for i, (kind, cfg) in enumerate(recipe.stage_configs()):
         name = f"{i + 1:02d}-{kind}"
         h = config_hash({"stage": cfg, "model": recipe.model, "data": recipe.data, "upstream": upstream})
-        if kind == "tune":
+        if kind == "tune" or (kind == "align" and cfg.hand_on):
             upstream = [*upstream, h]
         if i not in selected or run.stage_done(name, h):
             if i in selected:
                 ctx.progress(f"[{name}] already done with this config: skipped")
-            if kind == "tune" and run.file(name, "tune", "model").is_dir():
-                ctx.add_tuned(cfg.method, run.file(name, "tune", "model"))
-                ctx._model = None
+            _hand_on(ctx, kind, cfg, run, name)
             continue
         moved = run.begin_stage(name, h)
         if moved is not None:
@@ -147,8 +146,26 @@ def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, only: str | No
         atomic_write_text(run.file(name, "section.md"), section)
         run.mark_done(name, h, {"seconds": round(time.perf_counter() - t0, 2)})
         ctx.progress(f"[{name}] done in {time.perf_counter() - t0:.1f}s")
+        if kind == "align" and _hand_on(ctx, kind, cfg, run, name):
+            ctx.progress(f"[{name}] later stages use the aligned model {ctx.tuned_dir}")
     write_report(run, recipe)
     return run
+
+
+def _hand_on(ctx: RunContext, kind: str, cfg: Any, run: RunDir, name: str) -> bool:
+    """After a tune stage, or an align stage with ``hand_on``, later stages continue from its model."""
+    if kind == "tune":
+        path, prefix = run.file(name, "tune", "model"), "tuned"
+    elif kind == "align" and cfg.hand_on:
+        seed = cfg.hand_on_seed if cfg.hand_on_seed is not None else cfg.seeds[0]
+        path, prefix = run.file(name, "align", f"seed-{seed}", "model"), "aligned"
+    else:
+        return False
+    if not path.is_dir():
+        return False
+    ctx.add_tuned(cfg.method, path, prefix)
+    ctx._model = None
+    return True
 
 
 def write_report(run: RunDir, recipe: Recipe) -> Path:

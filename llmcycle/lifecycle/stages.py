@@ -106,8 +106,9 @@ def evaluate_stage(ctx: Any, cfg: Any, out: Path) -> str:
         specs = [f"{label}={path}" for label, path in ctx.tuned]
         cfg = cfg.model_copy(update={"models": [f"base={own}", *specs]})
         preloaded[specs[-1]] = ctx.model
-    elif not cfg.models and ctx.tuned_dir is not None:  # after a tune stage: base vs tuned
-        tuned = f"tuned={ctx.tuned_dir}"
+    elif not cfg.models and ctx.tuned_dir is not None:  # after a tune (or align) stage: base vs its model
+        label = ctx.tuned[-1][0] if ctx.tuned and ctx.tuned[-1][0].startswith("aligned") else "tuned"
+        tuned = f"{label}={ctx.tuned_dir}"
         cfg = cfg.model_copy(update={"models": [f"base={own}", tuned]})
         preloaded[tuned] = ctx.model
     elif not cfg.models:  # the recipe's own model

@@ -113,3 +113,38 @@ def test_align_with_dpo_on_a_pairs_file(tmp_path):
     assert "## Alignment (DPO)" in section and "2 DPO steps" in section
     with pytest.raises(ConfigError, match="pairs"):
         AlignConfig.from_dict({"method": "dpo"}, where="align")
+
+
+def test_recipe_hands_the_aligned_model_of_the_chosen_seed_to_later_stages(tmp_path):
+    from llmcycle.lifecycle.recipe import Recipe
+    from llmcycle.lifecycle.runner import run_recipe
+
+    def make(align: dict) -> Recipe:
+        return Recipe.from_dict({
+            "name": "a", "runs_dir": str(tmp_path / "runs"), "model": {"source": "builtin:tiny-t5"},
+            "data": {"source": "builtin:dialogues", "split": "test", "n": 8},
+            "stages": [{"tune": {"method": "full", "max_steps": 2, "batch_size": 2, "save_every": 2}},
+                       {"align": CFG | align}, {"evaluate": {"generation": {"max_new_tokens": 4},
+                                                                       "bootstrap_resamples": 100}}]})
+
+    messages: list[str] = []
+    run = run_recipe(make({"hand_on_seed": 1}), progress=messages.append)
+    chosen = run.file("02-align", "align", "seed-1", "model")
+    assert f"[02-align] later stages use the aligned model {chosen}" in messages
+    metrics = json.loads(run.file("03-evaluate", "metrics.json").read_text())
+    assert set(metrics["models"]) == {"base", "tuned-full", "aligned-ppo"}
+    # the evaluate stage's "aligned-ppo" outputs are those of seed 1's saved policy
+    from llmcycle.generation import GenerationSettings, generate
+    from llmcycle.models import load_model
+
+    rows = [json.loads(line) for line in run.file("03-evaluate", "predictions", "aligned-ppo.jsonl").read_text()
+            .splitlines()]
+    again = generate(load_model(str(chosen)), [r["prompt"] for r in rows], GenerationSettings(max_new_tokens=4))
+    assert again == [r["prediction"] for r in rows]
+
+    kept = run_recipe(make({"hand_on": False}), run_dir=run.path)  # a changed align stage re-runs what follows
+    metrics = json.loads(kept.file("03-evaluate", "metrics.json").read_text())
+    assert set(metrics["models"]) == {"base", "tuned"}
+
+    with pytest.raises(ConfigError, match="hand_on_seed"):
+        AlignConfig.from_dict(CFG | {"hand_on_seed": 5}, where="align")
