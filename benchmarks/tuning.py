@@ -95,8 +95,7 @@ def main() -> None:
     parser.add_argument("--runs", default=str(REPO / "runs" / "bench-tuning"))
     parser.add_argument("--fresh", action="store_true", help="start the training over instead of resuming")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                        help="training precision; bf16 autocast is ~1.7x faster per step on a CPU with AVX512-BF16 "
-                        "(measured here: 1.85 s vs 3.2 s for a batch of 8)")
+                        help="training precision; bf16 autocast is faster per step on a CPU with AVX512-BF16")
     parser.add_argument("--lora-targets", default=None,
                         help="comma-separated LoRA target modules (default: the family's, query,value for BERT)")
     parser.add_argument("--results", default="tuning",
