@@ -13,8 +13,8 @@ Ziegler et al. (2019) and Stiennon et al. (2020), the algorithm of TRL's former 
 3. **Rewards**: ``-beta * KL_t`` on every token, with a non-negative per-token KL estimator
    (default k3: ``exp(r) - 1 - r``, ``r = ref_logp - logp``; see ``ppo_ops.kl_penalty``), plus the
    (optionally normalised) score on the last token, or, with ``dense_rewards``, on every token the
-   change it made to the reward of the response so far (``ppo_ops.shaped_rewards``). The reported KL is the per-sequence sum,
-   averaged over rollouts: exactly 0 while policy and reference agree.
+   change it made to the reward of the response so far (``ppo_ops.shaped_rewards``). The reported
+   KL is the per-sequence sum, averaged over rollouts: exactly 0 while policy and reference agree.
 4. **GAE** (gamma, lambda) gives advantages and returns; advantages are whitened over the batch.
 5. **Update**: ``ppo_epochs`` passes over the batch in shuffled mini-batches of
    ``mini_batch_size``: clipped policy loss + ``vf_coef`` x clipped value loss, AdamW (the value
