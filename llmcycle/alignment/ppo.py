@@ -153,9 +153,9 @@ class PPOTrainer:
         self.query_limit = input_limit(loaded, cfg.generation.settings(), cfg.generation.max_query_tokens)
         self.eos_ids: list[int] | None = None
         if cfg.kl.eos_coef > 0:
-            from llmcycle.generation.engine import _eos_ids
+            from llmcycle.generation.engine import eos_token_ids
 
-            self.eos_ids = sorted(_eos_ids(loaded.model, loaded.tokenizer))
+            self.eos_ids = sorted(eos_token_ids(loaded.model, loaded.tokenizer))
             if not self.eos_ids:
                 raise ConfigError("kl.eos_coef: the policy has no end token (generation_config.eos_token_id or "
                                   "tokenizer.eos_token_id), so there is no probability of ending to anchor")

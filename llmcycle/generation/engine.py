@@ -241,7 +241,7 @@ def _generate_batch(loaded: LoadedModel, texts: list[str], indices: list[int], s
                              stopping_criteria=StoppingCriteriaList(criteria), streamer=streamer,
                              **kwargs)  # (B*n, prompt_len + T)
     rows = out[:, prompt_len:].tolist()
-    eos = _eos_ids(model, tok)
+    eos = eos_token_ids(model, tok)
     outputs = [_finish(row, decode, settings.stop, eos) for row in rows]
     return [outputs[k * n:(k + 1) * n] for k in range(len(texts))]
 
@@ -253,7 +253,8 @@ def _decoder(tok: Any) -> Callable[[list[int]], str]:
     return decode
 
 
-def _eos_ids(model: Any, tok: Any) -> set[int]:
+def eos_token_ids(model: Any, tok: Any) -> set[int]:
+    """The ids that end a response: the generation config's end token(s), else the tokenizer's."""
     eos = getattr(model.generation_config, "eos_token_id", None)
     if eos is None:
         eos = tok.eos_token_id
