@@ -488,7 +488,7 @@ def train_dpo(loaded: Any, pairs: Any, cfg: DPOConfig | Mapping[str, Any] | None
     from llmcycle.generation.engine import _ensure_pad_token
     from llmcycle.models.builtins import quiet_transformers
     from llmcycle.tuning.methods import apply_method
-    from llmcycle.tuning.train import _save_final, last_checkpoint
+    from llmcycle.tuning.train import save_final, last_checkpoint
 
     started = time.perf_counter()
     if not isinstance(cfg, DPOConfig):
@@ -526,7 +526,7 @@ def train_dpo(loaded: Any, pairs: Any, cfg: DPOConfig | Mapping[str, Any] | None
     loaded.model = model
     with warnings.catch_warnings(), quiet_transformers():  # no progress bar; peft looks for a hub config of a
         warnings.filterwarnings("ignore", message="Could not find a config file in")  # builtin: base, there is none
-        _save_final(model, loaded.tokenizer, out / "model")
+        save_final(model, loaded.tokenizer, out / "model")
     result = DPOResult(cfg.method, prepared.trainable, prepared.total, n_steps, records, str(out / "model"),
                        round(time.perf_counter() - started, 3), len(items), report.to_dict(), eval_before,
                        eval_after, last, loaded)

@@ -91,14 +91,14 @@ def _architecture_only(source: str) -> tuple[Any, Any] | None:
     import torch
 
     from llmcycle.models.architectures import bundled_config, bundled_config_dict
-    from llmcycle.models.loader import _auto_class, _untie_lm_head
+    from llmcycle.models.loader import auto_class, untie_lm_head
 
     config = bundled_config(source)
     if config is None:
         return None
     with torch.device("meta"):
-        model = _auto_class(model_kind(config)).from_config(config)
-        _untie_lm_head(model, bundled_config_dict(source) or {})
+        model = auto_class(model_kind(config)).from_config(config)
+        untie_lm_head(model, bundled_config_dict(source) or {})
     return config, model
 
 

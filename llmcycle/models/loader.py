@@ -79,14 +79,15 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def _auto_class(kind: Kind) -> Any:
+def auto_class(kind: Kind) -> Any:
+    """The transformers Auto class that builds or loads a model of this kind."""
     import transformers
 
     return {"seq2seq": transformers.AutoModelForSeq2SeqLM, "causal": transformers.AutoModelForCausalLM,
             "classifier": transformers.AutoModelForSequenceClassification}[kind]
 
 
-def _untie_lm_head(model: Any, config_dict: dict[str, Any]) -> None:
+def untie_lm_head(model: Any, config_dict: dict[str, Any]) -> None:
     """T5 v1.1 / FLAN-T5 have an LM head separate from the embeddings (247,577,856 params for
     flan-t5-base); transformers 5.x always ties T5's head, so untie it for a faithful build."""
     import torch
@@ -102,9 +103,9 @@ def build_random(config: Any, config_dict: dict[str, Any] | None = None, seed: i
     from llmcycle.models.builtins import seeded
 
     with seeded(seed):
-        model = _auto_class(model_kind(config)).from_config(config)
+        model = auto_class(model_kind(config)).from_config(config)
         if config_dict:
-            _untie_lm_head(model, config_dict)
+            untie_lm_head(model, config_dict)
     return model.eval()
 
 
@@ -149,7 +150,7 @@ def _load_hub(source: str, weights: str, revision: str | None, torch_dtype: Any)
     config = _hub_config(source, revision, online)
     kind = model_kind(config)
     try:
-        model = _auto_class(kind).from_pretrained(
+        model = auto_class(kind).from_pretrained(
             source, revision=revision, dtype=torch_dtype, local_files_only=not online)
     except OSError:
         raise _hub_error(source) from None
@@ -219,7 +220,7 @@ def _load_local(path: Path, weights: str, torch_dtype: Any) -> LoadedModel:
         model = load_int8(path, kind)
     else:
         try:
-            model = _auto_class(kind).from_pretrained(path, dtype=torch_dtype)
+            model = auto_class(kind).from_pretrained(path, dtype=torch_dtype)
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelSourceError(f"{path}: cannot load weights: {str(exc).splitlines()[0]}") from None
     try:

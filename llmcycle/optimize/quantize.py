@@ -200,11 +200,11 @@ def load_bnb(source: str, bits: int, kind: str) -> Any:
             from None
     from transformers import BitsAndBytesConfig
 
-    from llmcycle.models.loader import _auto_class
+    from llmcycle.models.loader import auto_class
 
     if bits == 8:
         qcfg = BitsAndBytesConfig(load_in_8bit=True)
     else:
         qcfg = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                   bnb_4bit_compute_dtype=torch.bfloat16)
-    return _auto_class(kind).from_pretrained(source, quantization_config=qcfg, device_map={"": 0}).eval()
+    return auto_class(kind).from_pretrained(source, quantization_config=qcfg, device_map={"": 0}).eval()

@@ -220,7 +220,7 @@ def _history(log_history: list[dict[str, Any]]) -> tuple[list[tuple[int, float]]
     return train, evals
 
 
-def _save_final(model: Any, tokenizer: Any, target: Path) -> Path:
+def save_final(model: Any, tokenizer: Any, target: Path) -> Path:
     """Save the model (or adapter) and tokenizer to ``target`` via a temporary folder and a rename."""
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -333,7 +333,7 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
     loaded.model = model
     model_dir = out / "model"
     if trainer.is_world_process_zero():  # under DDP every process holds the same weights; one writes them
-        _save_final(model, tok, model_dir)
+        save_final(model, tok, model_dir)
     result = TuneResult(cfg.method, prepared.trainable, prepared.total, round(prepared.pct, 6),
                         trainer.state.global_step, train_loss, eval_loss, metrics, str(model_dir),
                         round(time.perf_counter() - start, 3), report.to_dict(), last, prepared.new_modules,
