@@ -175,11 +175,14 @@ def attach_adapter(loaded: LoadedModel, adapter: str | Path) -> LoadedModel:
     """Put the PEFT adapter saved in ``adapter`` on ``loaded`` (inference mode, base weights untouched)."""
     from peft import PeftModel
 
+    from llmcycle.tuning.methods import tie_token_heads
+
     path = Path(adapter).expanduser()
     if not (path / "adapter_config.json").is_file():
         raise ModelSourceError(f"adapter: {adapter} is not a PEFT adapter directory (no adapter_config.json)")
     try:
         loaded.model = PeftModel.from_pretrained(loaded.model, str(path), is_trainable=False).eval()
+        tie_token_heads(loaded.model)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelSourceError(f"adapter: cannot attach {path} to {loaded.source}: "
                                f"{str(exc).splitlines()[0]}") from None

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from llmcycle.errors import LLMCycleError, ModelSourceError
+from llmcycle.tuning.methods import tie_token_heads
 
 
 def is_peft(model: Any) -> bool:
@@ -40,6 +41,7 @@ def load_adapter(base: Any, path: str | Path, trainable: bool = False) -> Any:
     from peft import PeftModel
 
     base.model = PeftModel.from_pretrained(base.model, str(path), is_trainable=True)
+    tie_token_heads(base.model)
     base.source = f"{base.source}+{path}"
     return base
 
@@ -52,6 +54,7 @@ def switch_adapter(loaded: Any, path: str | Path, name: str) -> Any:
         if not (Path(path) / "adapter_config.json").is_file():
             raise ModelSourceError(f"adapter: {path} is not a PEFT adapter directory (no adapter_config.json)")
         loaded.model.load_adapter(str(path), adapter_name=name)
+        tie_token_heads(loaded.model)
     loaded.model.set_adapter(name)
     return loaded
 

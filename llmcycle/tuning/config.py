@@ -26,6 +26,10 @@ class LoraOptions(StageConfig):
     train_new_modules: bool = Field(
         True, description="Also train fully the modules a warm start created fresh (the cross-attention of "
         "builtin:minilm-seq2seq); they are saved with the adapter.")
+    train_new_tokens: bool = Field(
+        True, description="Also train the embedding rows of the tokens a warm start added to its vocabulary (the "
+        "#PersonN# speaker tags of builtin:minilm-seq2seq), through peft's trainable tokens: only those rows, in "
+        "every embedding matrix and in an LM head tied to one; saved with the adapter.")
 
 
 class PromptTuningOptions(StageConfig):

@@ -26,6 +26,11 @@ LORA_TARGETS: dict[str, list[str]] = {
 NEW_MODULES: dict[str, list[str]] = {
     "builtin:minilm-seq2seq": ["crossattention", "cls.predictions.transform"],
 }
+# Tokens a warm start added to its base vocabulary (fresh embedding rows), by model source: their rows train
+# under LoRA when asked (``lora.train_new_tokens``).
+NEW_TOKENS: dict[str, tuple[str, ...]] = {
+    "builtin:minilm-seq2seq": tuple(f"#Person{i}#" for i in range(1, 10)),
+}
 
 
 @dataclass
@@ -61,6 +66,88 @@ def count_parameters(model: Any) -> tuple[int, int]:
 def new_modules(loaded: Any) -> list[str]:
     """Names (suffixes) of the freshly initialised modules of a warm-started model, if any."""
     return list(NEW_MODULES.get(loaded.source.split("+")[0], []))
+
+
+def new_token_ids(loaded: Any) -> list[int]:
+    """Vocabulary ids of the tokens a warm start added to its base vocabulary, if any."""
+    tokens = NEW_TOKENS.get(loaded.source.split("+")[0], ())
+    return [int(i) for i in loaded.tokenizer.convert_tokens_to_ids(list(tokens))] if tokens else []
+
+
+def word_embeddings(model: Any) -> dict[str, Any]:
+    """Full names of the model's token-embedding matrices (one per encoder / decoder when they are separate)."""
+    import torch
+
+    vocab = model.get_input_embeddings().num_embeddings
+    return {n: m for n, m in model.named_modules()
+            if isinstance(m, torch.nn.Embedding) and m.num_embeddings == vocab}
+
+
+def tie_token_heads(model: Any) -> int:
+    """Wrap every linear layer that shares its weight with a trainable-tokens embedding (an LM head tied to a
+    decoder's embeddings) in a trainable-tokens layer tied to that embedding's, for each adapter it lacks.
+
+    peft ties only the head tied to ``get_input_embeddings()``, which for an encoder-decoder built from two models
+    (``EncoderDecoderModel``) is the encoder's, not the decoder's that the LM head shares. Without this, the trained
+    rows would change what the decoder reads but not what it can write, and merging (which writes the rows into the
+    shared matrix) would change the head. Call it after ``get_peft_model`` and after loading an adapter. Returns
+    the number of (head, adapter) ties made.
+    """
+    import torch
+    from peft.utils.other import TrainableTokensWrapper, _set_trainable
+
+    base = model.get_base_model()
+    embeds = [m for m in base.modules() if isinstance(m, TrainableTokensWrapper)
+              and isinstance(m.token_adapter.base_layer, torch.nn.Embedding)]
+    heads: dict[str, tuple[Any, set[str]]] = {}  # name -> (linear layer, adapters it already has)
+    for name, module in base.named_modules():
+        if isinstance(module, TrainableTokensWrapper) and isinstance(module.token_adapter.base_layer, torch.nn.Linear):
+            heads[name] = (module.token_adapter.base_layer, set(module._adapters))
+        elif isinstance(module, torch.nn.Linear) and ".token_adapter." not in name:
+            heads[name] = (module, set())
+    tied = 0
+    for name, (linear, done) in heads.items():
+        for emb in embeds:
+            if linear.weight is not emb.token_adapter.base_layer.weight:
+                continue
+            for adapter, ids in emb.token_adapter.token_indices.items():
+                if adapter in done:
+                    continue
+                _set_trainable(base, adapter, module_names=[name], inference_mode=not model.training,
+                               strict_module_check=True, wrapper_cls=TrainableTokensWrapper, token_indices=ids,
+                               tied_adapter=emb.token_adapter, activate_adapter=adapter in emb.active_adapters)
+                tied += 1
+    if tied:
+        for module in base.modules():
+            if isinstance(module, TrainableTokensWrapper) and isinstance(module.token_adapter.base_layer,
+                                                                         torch.nn.Linear):
+                _keep_head_bias(module.token_adapter)
+    return tied
+
+
+def _head_bias_hook(layer: Any, args: Any, output: Any) -> Any:
+    if layer.disable_adapters or not layer.active_adapters or layer.merged:
+        return output  # peft ran the wrapped layer itself, bias included
+    return output + layer.base_layer.bias.to(output.dtype)
+
+
+def _keep_head_bias(layer: Any) -> None:
+    """peft's trainable-tokens forward for a Linear head omits the head's bias (huggingface/peft#3649, fixed by
+    an open pull request): add it back, but only where this peft drops it (probed with a zero input), once."""
+    import torch
+
+    bias = layer.base_layer.bias
+    if bias is None or not bool(bias.detach().abs().sum()) or getattr(layer, "_llmcycle_bias_hook", False):
+        return
+    if layer.disable_adapters or not layer.active_adapters or layer.merged:
+        return  # probe only the adapter path
+    with torch.no_grad():
+        out = layer(torch.zeros(1, layer.base_layer.in_features, dtype=layer.base_layer.weight.dtype,
+                                device=layer.base_layer.weight.device))
+    if torch.allclose(out, bias.detach().to(out.dtype).unsqueeze(0)):
+        return  # this peft keeps the bias
+    layer.register_forward_hook(_head_bias_hook)
+    layer._llmcycle_bias_hook = True
 
 
 def lora_targets(loaded: Any, explicit: list[str] | None) -> list[str]:
@@ -111,12 +198,16 @@ def _lora(loaded: Any, cfg: Any) -> tuple[Any, list[str]]:
 
     opts = cfg.lora
     fresh = new_modules(loaded) if opts.train_new_modules else []
+    tokens = new_token_ids(loaded) if opts.train_new_tokens else []
     lcfg = LoraConfig(
         task_type=_task_type(loaded), r=opts.r, lora_alpha=opts.alpha, lora_dropout=opts.dropout, bias=opts.bias,
         target_modules=lora_targets(loaded, opts.target_modules), modules_to_save=fresh or None,
         exclude_modules=(r".*(" + "|".join(re.escape(m) for m in fresh) + r").*") if fresh else None,
+        trainable_token_indices={name: tokens for name in word_embeddings(loaded.model)} if tokens else None,
     )
     model = get_peft_model(loaded.model, lcfg)
+    if tokens:
+        tie_token_heads(model)
     model.peft_config["default"].base_model_name_or_path = loaded.source.split("+")[0]
     return model, fresh
 

@@ -162,3 +162,78 @@ def test_lora_on_flan_t5_base_matches_the_course_count():
     prepared = apply_method(loaded, TuneConfig.from_dict({"method": "lora", "lora": {"r": 32, "alpha": 32}}))
     assert (prepared.trainable, prepared.total) == (3_538_944, 251_116_800)
     assert round(prepared.pct, 2) == 1.41
+
+
+def test_minilm_speaker_tag_rows_train_under_lora_tied_to_the_lm_head(minilm, rows, quick, tmp_path):
+    """The builtin's added #PersonN# rows train (encoder, decoder and the LM head tied to the decoder's
+    embeddings, one set of rows), the rest of each embedding matrix stays frozen; the trained rows survive save,
+    attach, switching and merging. The head gets a non-zero bias first: peft's trainable-tokens head drops it
+    (huggingface/peft#3649) and llmcycle adds it back, which merging (bias included) checks."""
+    import copy
+
+    from llmcycle.models.loader import attach_adapter
+    from llmcycle.tuning import merge_adapter, save_adapter, switch_adapter
+    from llmcycle.tuning.methods import new_token_ids
+
+    base_model = copy.deepcopy(minilm)
+    with torch.no_grad():
+        base_model.model.decoder.cls.predictions.decoder.bias.copy_(
+            torch.linspace(-1, 1, base_model.model.decoder.cls.predictions.decoder.bias.numel()))
+    loaded = copy.deepcopy(base_model)
+    ids = new_token_ids(loaded)
+    assert loaded.tokenizer.convert_ids_to_tokens(ids) == [f"#Person{i}#" for i in range(1, 10)]
+    before = snapshot(loaded.model)
+    train(loaded, rows, dict(quick, method="lora", lora={"r": 4}), tmp_path / "run")
+    model = loaded.model.eval()
+    _, frozen_moved, trainable = changed_and_frozen(model, before)
+    assert frozen_moved == []  # the embedding matrices themselves (and the head sharing one) did not move
+    # peft's "delta" holds the trained rows themselves (index-copied over the frozen matrix)
+    rows_now = {n.split(".token_adapter")[0]: p for n, p in model.named_parameters() if "trainable_tokens_delta" in n}
+    assert sorted(rows_now) == ["base_model.model.decoder.bert.embeddings.word_embeddings",
+                                "base_model.model.encoder.embeddings.word_embeddings"]
+    base = model.get_base_model()
+    head, emb = base.decoder.cls.predictions.decoder, base.decoder.bert.embeddings.word_embeddings
+    for name, p in rows_now.items():
+        assert p.shape == (9, 384) and p.requires_grad and name + ".token_adapter.trainable_tokens_delta.default" \
+            in trainable
+    original = emb.token_adapter.base_layer.weight[ids]
+    dec_rows = rows_now["base_model.model.decoder.bert.embeddings.word_embeddings"]
+    assert not torch.allclose(dec_rows[:2], original[:2])  # #Person1#, #Person2# (in the data) moved
+
+    # the LM head writes with the trained rows (and its bias): one set of rows, read and written
+    h = torch.randn(2, 384)
+    with torch.no_grad():
+        want = h @ dec_rows.T + head.token_adapter.base_layer.bias[ids]
+        assert torch.allclose(head(h)[:, ids], want, atol=1e-4)
+        other_ids = [5, 2000, 30000]
+        plain = h @ emb.token_adapter.base_layer.weight[other_ids].T + head.token_adapter.base_layer.bias[other_ids]
+        assert torch.allclose(head(h)[:, other_ids], plain, atol=1e-4)
+        assert torch.equal(emb(torch.tensor([ids]))[0], dec_rows)
+
+    x = loaded.tokenizer(["#Person1#: hi\n#Person2#: hello #Person1#"], return_tensors="pt")
+    y = loaded.tokenizer(["#Person2# greets #Person1#"], return_tensors="pt").input_ids
+    with torch.no_grad():
+        want = model(**x, labels=y).logits
+    save_adapter(loaded, tmp_path / "tags")
+    again = attach_adapter(copy.deepcopy(base_model), tmp_path / "tags")
+    with torch.no_grad():
+        assert torch.allclose(again.model(**x, labels=y).logits, want, atol=1e-4)
+    # a second adapter (trained otherwise) switched in, then back
+    other = copy.deepcopy(base_model)
+    train(other, rows, dict(quick, method="lora", lora={"r": 4}, learning_rate=3e-2), tmp_path / "run2")
+    with torch.no_grad():
+        want_other = other.model.eval()(**x, labels=y).logits
+    assert not torch.allclose(want_other, want, atol=1e-2)
+    save_adapter(other, tmp_path / "other")
+    switch_adapter(again, tmp_path / "other", "other")
+    with torch.no_grad():
+        assert torch.allclose(again.model(**x, labels=y).logits, want_other, atol=1e-4)
+    switch_adapter(again, tmp_path / "tags", "default")
+    with torch.no_grad():
+        assert torch.allclose(again.model(**x, labels=y).logits, want, atol=1e-4)
+    merged = merge_adapter(attach_adapter(copy.deepcopy(base_model), tmp_path / "tags"))
+    with torch.no_grad():
+        assert torch.allclose(merged.model(**x, labels=y).logits, want, atol=1e-3)
+
+    off = apply_method(copy.deepcopy(minilm), TuneConfig(method="lora", lora={"r": 4, "train_new_tokens": False}))
+    assert not any("trainable_tokens" in n for n, _ in off.model.named_parameters())
