@@ -62,10 +62,14 @@ def seeded(seed: int = BUILTIN_SEED) -> Iterator[None]:
 
 
 def _init_tag_embeddings(embeddings: Any, tokenizer: Any, n_new: int) -> None:
-    """Give each new speaker-tag row the mean embedding of its WordPiece pieces.
+    """Meant to give each new speaker-tag row the mean embedding of its WordPiece pieces
+    (``#Person2#`` as the mean of ``#``, ``person``, ``##2``).
 
-    ``#Person2#`` starts as the mean of ``#``, ``person``, ``##2``: a meaningful, deterministic
-    warm start rather than noise.
+    Known defect, kept for now: the WordPiece model gets the spaced string as a single word and
+    returns ``[UNK]``, so all nine rows start as the ``[UNK]`` embedding and differ only once
+    trained (full fine-tuning trains them; LoRA does with ``lora.train_new_tokens``). Fixing it
+    changes the builtin's weights, so every committed figure built on it must be measured again
+    in the same change.
     """
     import torch
 
