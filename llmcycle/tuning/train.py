@@ -156,6 +156,10 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+# The option blocks each method reads: another method's block may differ without changing the run.
+_METHOD_BLOCKS = {"lora": {"lora", "qlora"}, "prompt_tuning": {"prompt_tuning"}, "selective": {"selective"}}
+
+
 def _check_same_run(out: Path, cfg: TuneConfig, resume: bool) -> None:
     """A run directory resumes only with the config it started with; ``resume=False`` starts over.
 
@@ -168,7 +172,8 @@ def _check_same_run(out: Path, cfg: TuneConfig, resume: bool) -> None:
         return _write_config(saved, mine)
     if saved.is_file() and (out / "checkpoints").is_dir():
         old = json.loads(saved.read_text(encoding="utf-8"))
-        diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
+        unread = {k for k, methods in _METHOD_BLOCKS.items() if mine["method"] not in methods}
+        diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k) and k not in unread)
         if diff:
             raise ConfigError(f"{', '.join(diff)}: {out} holds checkpoints of a run with other values; use a new "
                               "out_dir, the same config, or resume=False to start over")

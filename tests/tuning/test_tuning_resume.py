@@ -139,6 +139,29 @@ def test_resuming_with_another_config_is_an_error(fresh, rows, tmp_path):
     assert again.resumed_from is None and again.steps == 2
 
 
+def test_an_option_block_the_method_never_reads_may_differ(fresh, rows, tmp_path):
+    """A full run resumes though its lora options changed (or, as when a field is added, were saved without one);
+    a lora run does not."""
+    import json
+
+    from llmcycle.errors import ConfigError
+
+    cfg = {"method": "full", "max_steps": 2, "batch_size": 4, "save_every": 1, "max_input_tokens": 32,
+           "max_target_tokens": 8}
+    train(fresh("tiny-gpt2"), rows, cfg, tmp_path / "full")
+    saved = tmp_path / "full" / "tune_config.json"
+    old = json.loads(saved.read_text())
+    del old["lora"]["train_new_tokens"]
+    saved.write_text(json.dumps(old))
+    again = train(fresh("tiny-gpt2"), rows, dict(cfg, lora={"r": 16}), tmp_path / "full")
+    assert again.resumed_from.endswith("checkpoint-2")
+
+    lora = dict(cfg, method="lora")
+    train(fresh("tiny-gpt2"), rows, lora, tmp_path / "lora")
+    with pytest.raises(ConfigError, match="^lora: .* other values"):
+        train(fresh("tiny-gpt2"), rows, dict(lora, lora={"r": 16}), tmp_path / "lora")
+
+
 def test_early_stopping_state_survives_a_restart(fresh, rows, tmp_path):
     cfg = {"method": "full", "max_steps": 40, "batch_size": 4, "learning_rate": 5.0, "eval_every": 1,
            "early_stopping_patience": 3, "log_every": 1, "save_every": 1, "keep_checkpoints": None,
