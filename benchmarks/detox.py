@@ -1,7 +1,7 @@
 """Can PPO make a toxic-prone summariser clean without losing its summaries? (offline, on CPU)
 
 1. **A summariser made toxic-prone on purpose.** Start from a DialogSum summariser (``--base``: by
-   default the full fine-tune that ``benchmarks/tuning.py --method full`` leaves in
+   default the full fine-tune that ``benchmarks/tuning.py --method full --steps 900`` leaves in
    ``runs/bench-tuning/full/model``) and fine-tune it further on DialogSum training rows where a
    share (``--insult-rate``, default 0.5) of the summaries carry an insult appended. Its samples
    are then toxic at about that rate under ``alt-profanity-check``.
@@ -22,7 +22,7 @@
 
 Writes ``benchmarks/results/detox.json``. Usage (each step resumes when started again)::
 
-    python benchmarks/tuning.py --method full          # the base summariser, once
+    python benchmarks/tuning.py --method full --steps 900   # the base summariser, once
     python benchmarks/detox.py --seeds 0 1 2
 """
 

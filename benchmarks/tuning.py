@@ -18,7 +18,7 @@ What made the warm start learn fast enough for a CPU (see ``RECIPES``):
   they are new rows of the warm start, all nine starting equal (see the builtin), so frozen they left
   LoRA unable to tell ``#Person1#`` from ``#Person2#`` (its summaries named ``#Person7#`` and such:
   74.5% of full fine-tuning's ROUGE-1 gain, 95.8% with the rows trained; 1,700 bf16 steps);
-- bf16 autocast (``--precision bf16``) where the CPU has AVX512-BF16: about 1.7x faster steps.
+- bf16 autocast (``--precision bf16``) where the CPU has AVX512-BF16: faster steps than fp32.
 
 Each method can run on its own and is merged into the result file, so no single run is long.
 The committed ``tuning.json`` comes from
@@ -26,7 +26,8 @@ The committed ``tuning.json`` comes from
     python benchmarks/tuning.py --method all --steps 1700 --precision bf16
 
 (or ``--method full``, ``--method lora``, ``--method prompt_tuning`` one at a time with the same
-options). A finished run found again is only re-evaluated; its ``train_s`` is the one it recorded.
+options). A finished run found again is only re-evaluated; its ``train_s`` is the time it recorded
+plus the few seconds of loading its last checkpoint again.
 
 Training folders live under ``runs/bench-tuning/<method>`` (``<method>-bf16-<steps>`` with
 ``--precision bf16``; resumable: a killed run started again continues from its last checkpoint).
