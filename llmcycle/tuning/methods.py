@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmcycle.errors import ConfigError, LLMCycleError
+from llmcycle.models.tokenizer import SPEAKER_TAGS
 
 # Auto LoRA targets per model family (``config.model_type``).
 LORA_TARGETS: dict[str, list[str]] = {
@@ -29,7 +30,7 @@ NEW_MODULES: dict[str, list[str]] = {
 # Tokens a warm start added to its base vocabulary (fresh embedding rows), by model source: their rows train
 # under LoRA when asked (``lora.train_new_tokens``).
 NEW_TOKENS: dict[str, tuple[str, ...]] = {
-    "builtin:minilm-seq2seq": tuple(f"#Person{i}#" for i in range(1, 10)),
+    "builtin:minilm-seq2seq": SPEAKER_TAGS,
 }
 
 
@@ -125,10 +126,13 @@ def tie_token_heads(model: Any) -> int:
     return tied
 
 
+def _adapter_path(layer: Any) -> bool:
+    """Whether a trainable-tokens layer's forward goes through its adapters (else peft runs the wrapped layer)."""
+    return not (layer.disable_adapters or not layer.active_adapters or layer.merged)
+
+
 def _head_bias_hook(layer: Any, args: Any, output: Any) -> Any:
-    if layer.disable_adapters or not layer.active_adapters or layer.merged:
-        return output  # peft ran the wrapped layer itself, bias included
-    return output + layer.base_layer.bias.to(output.dtype)
+    return output + layer.base_layer.bias.to(output.dtype) if _adapter_path(layer) else output
 
 
 def _keep_head_bias(layer: Any) -> None:
@@ -139,7 +143,7 @@ def _keep_head_bias(layer: Any) -> None:
     bias = layer.base_layer.bias
     if bias is None or not bool(bias.detach().abs().sum()) or getattr(layer, "_llmcycle_bias_hook", False):
         return
-    if layer.disable_adapters or not layer.active_adapters or layer.merged:
+    if not _adapter_path(layer):
         return  # probe only the adapter path
     with torch.no_grad():
         out = layer(torch.zeros(1, layer.base_layer.in_features, dtype=layer.base_layer.weight.dtype,
