@@ -104,6 +104,9 @@ def main() -> None:
                         help="reward each token with the change it made to the classifier's score of the prefix")
     parser.add_argument("--eos-coef", type=float, default=0.0,
                         help="weight of the length anchor (KL of the probability of ending, policy vs reference)")
+    parser.add_argument("--ptx-coef", type=float, default=0.0,
+                        help="PPO-ptx: weight of the supervised loss on the toxic-prone model's own fine-tuning "
+                        "rows (insults included), added to every policy mini-batch")
     parser.add_argument("--kl-init", type=float, default=0.5, help="initial KL coefficient (adaptive controller)")
     parser.add_argument("--kl-target", type=float, default=1.0, help="KL target of the adaptive controller")
     parser.add_argument("--temperature", type=float, default=0.7,
@@ -135,12 +138,14 @@ def main() -> None:
     held_out = data["validation"].select(range(args.n_eval))
     path = _common.RESULTS / "detox.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
+    earlier_command = results.get("command")  # the command of the seeds below, should they be moved to "tried"
     results.update({"base": args.base, "insult_rate": args.insult_rate, "temperature": args.temperature,
                     "sft_steps": args.sft_steps,
                     "ppo_steps": args.steps, "n_eval": args.n_eval, "samples_per_dialogue": args.samples,
                     "toxic_threshold": THRESHOLD,
                     "ppo": PPO | {"learning_rate": args.lr, "value_learning_rate": args.value_lr,
                                   "value_warmup_steps": args.value_warmup, "dense_rewards": args.dense_rewards,
+                                  "ptx_coef": args.ptx_coef,
                                   "kl": PPO["kl"] | {"init_coef": args.kl_init, "target": args.kl_target,
                                                      "eos_coef": args.eos_coef},
                                   "monitor": {"every": args.monitor_every, "n_samples": args.monitor_samples,
@@ -162,12 +167,15 @@ def main() -> None:
         ppo_key["dense_rewards"] = True
     if args.eos_coef:
         ppo_key["eos_coef"] = args.eos_coef
+    if args.ptx_coef:
+        ppo_key["ptx_coef"] = args.ptx_coef
     if results.get("ppo_key") != ppo_key:  # another PPO setting: keep what the earlier one gave, start the seeds over
         if results.get("seeds"):
             keep = ("seed", "toxic_rate_before", "toxic_rate_after", "rouge1_before", "rouge1_after", "kl_final",
                     "response_tokens_after", "toxic_rate_drop", "rouge1_drop_points", "rolled_back_to")
-            results.setdefault("tried", []).append({"ppo_key": results.get("ppo_key"), "seeds": [
-                {k: e[k] for k in keep if k in e} for e in results["seeds"]]})
+            results.setdefault("tried", []).append({"ppo_key": results.get("ppo_key"), "command": earlier_command,
+                                                    "seeds": [{k: e[k] for k in keep if k in e}
+                                                              for e in results["seeds"]]})
         results["seeds"], results["ppo_key"] = [], ppo_key
         results.pop("summary", None)
     before = results["before"]
@@ -187,18 +195,22 @@ def main() -> None:
                                         "eos_coef": args.eos_coef},
                      "learning_rate": args.lr, "value_learning_rate": args.value_lr,
                      "value_warmup_steps": args.value_warmup, "dense_rewards": args.dense_rewards,
+                     "ptx_coef": args.ptx_coef,
                      "monitor": {"every": args.monitor_every, "n_samples": args.monitor_samples,
                                  "max_rouge_drop": args.monitor_max_drop,
                                  "action": args.monitor_action}}
-        name = f"ppo-kl{args.kl_init}-{args.kl_target}-lr{args.lr}-mon{args.monitor_samples}{args.monitor_action}"
+        name = (f"ppo-kl{args.kl_init}-{args.kl_target}-lr{args.lr}-steps{args.steps}"
+                f"-mon{args.monitor_samples}{args.monitor_action}")
         if args.monitor_every != 10:
             name += f"{args.monitor_max_drop}every{args.monitor_every}"
         name += f"-vlr{args.value_lr}-vw{args.value_warmup}" + ("-dense" if args.dense_rewards else "")
         name += f"-eos{args.eos_coef}" if args.eos_coef else ""
+        name += f"-ptx{args.ptx_coef}" if args.ptx_coef else ""
         result = train_ppo(loaded, prompts, reward, cfg, runs / f"{name}-seed{seed}",
                            references=refs,
                            eval_prompts=[r["input"] for r in monitor_rows],
-                           eval_references=[r["references"] for r in monitor_rows])
+                           eval_references=[r["references"] for r in monitor_rows],
+                           ptx_data=[(r["input"], r["references"][0]) for r in rows] if args.ptx_coef else None)
         after = evaluate(result.loaded, held_out, args.samples, args.temperature, reference=load_model(toxic_model))
         last = result.log[-5:]
         entry = {"seed": seed, "toxic_rate_before": before["toxic_rate"], "toxic_rate_after": after["toxic_rate"],

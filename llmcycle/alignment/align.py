@@ -100,6 +100,18 @@ def _rows(data: Any, split: str, n: int, what: str) -> Any:
     raise DataError(f"{what}: the data has no splits")
 
 
+def _ptx_pairs(prompts: list[str], refs: list[Any]) -> list[tuple[str, str]]:
+    """PPO-ptx's supervised pairs: each training prompt with its first reference."""
+    out = []
+    for i, (prompt, ref) in enumerate(zip(prompts, refs)):
+        target = ref[0] if isinstance(ref, (list, tuple)) and ref else ref
+        if not isinstance(target, str) or not target.strip():
+            raise DataError(f"align.ppo.ptx_coef: PPO-ptx trains on the train split's references, and train row {i} "
+                            "has none; add references or set ppo.ptx_coef: 0")
+        out.append((prompt, target))
+    return out
+
+
 def _merged(make_model: Callable[[], Any]) -> Callable[[], Any]:
     """``make_model`` with a LoRA adapter (a tuned model saved as an adapter) folded into its base, so
     PPO's reference (the starting policy) is well defined."""
@@ -156,6 +168,7 @@ def run_align(make_model: Callable[[], Any], data: Any, cfg: AlignConfig | dict,
         atomic_write_json(path, result)
     reward_fn = (reward or make_reward(cfg.reward, where="align.reward")) if cfg.method == "ppo" else None
     pairs = read_pairs(cfg.pairs) if cfg.method == "dpo" else None
+    ptx = _ptx_pairs(prompts, refs) if cfg.method == "ppo" and cfg.ppo.ptx_coef > 0 else None
     seeds = {s["seed"]: s for s in result.get("seeds", [])}
     for seed in cfg.seeds:
         if seed in seeds:
@@ -163,7 +176,7 @@ def run_align(make_model: Callable[[], Any], data: Any, cfg: AlignConfig | dict,
         if cfg.method == "ppo":
             ppo = train_ppo(make_model(), prompts, reward_fn, cfg.ppo.model_copy(update={"seed": seed}),
                             out / f"seed-{seed}", references=refs, eval_prompts=eval_prompts,
-                            eval_references=eval_refs)
+                            eval_references=eval_refs, ptx_data=ptx)
             policy, log, entry = ppo.loaded, ppo.log, {"stopped": ppo.stopped, "rolled_back_to": ppo.rolled_back_to,
                                                        "seconds": ppo.seconds,
                                                        "monitor_warnings": sum(len(m.get("warnings", []))

@@ -27,6 +27,11 @@ Ziegler et al. (2019) and Stiennon et al. (2020), the algorithm of TRL's former 
 7. **Length anchor** (``kl.eos_coef``, off by default): the loss also carries the KL between the
    policy's and the reference's probability of ending at each response position, so the reward
    cannot be raised by stopping early (or late), only by what the response says.
+8. **PPO-ptx** (``ptx_coef``, off by default; Ouyang et al. 2022): every policy mini-batch also
+   carries the mean negative log-likelihood of ``mini_batch_size`` (prompt, target) pairs from the
+   data the policy was fine-tuned on (``ptx_data``), so the policy keeps doing the task it was
+   tuned for while the reward pulls it elsewhere. The pairs are drawn in a seeded order that
+   depends on the step and mini-batch only, as the prompts do.
 
 The reference is the policy as it was at the start: for ``method: lora`` the same model with its
 adapter disabled (``with model.disable_adapter():``; no second copy in memory), for ``full`` a
@@ -117,7 +122,8 @@ class PPOTrainer:
     ``PeftModel`` for LoRA) and ``step(prompts, step)`` runs one PPO step. ``train_ppo`` drives it.
     """
 
-    def __init__(self, loaded: Any, cfg: PPOConfig, reward_fn: RewardFn, normalizer: Any | None = None):
+    def __init__(self, loaded: Any, cfg: PPOConfig, reward_fn: RewardFn, normalizer: Any | None = None,
+                 ptx_data: Sequence[tuple[str, str]] | None = None):
         from llmcycle.generation.engine import input_limit
         from llmcycle.tuning.adapters import is_peft
         from llmcycle.tuning.methods import apply_method
@@ -160,6 +166,13 @@ class PPOTrainer:
                 raise ConfigError("kl.eos_coef: the policy has no end token (generation_config.eos_token_id or "
                                   "tokenizer.eos_token_id), so there is no probability of ending to anchor")
         self.temperature = cfg.generation.temperature if cfg.generation.do_sample else 1.0
+        self.ptx: tuple[list[str], list[list[int]]] | None = None
+        if cfg.ptx_coef > 0:
+            from llmcycle.tuning.data import target_ids
+
+            pairs = _check_ptx(ptx_data)
+            targets = target_ids(loaded.tokenizer, self.kind, [t for _, t in pairs])
+            self.ptx = [p for p, _ in pairs], [t[:cfg.generation.max_new_tokens] for t in targets]
 
     @property
     def model(self) -> Any:
@@ -270,19 +283,33 @@ class PPOTrainer:
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         totals: dict[str, float] = {}
         count = 0
+        per_step = cfg.ppo_epochs * -(-n // cfg.mini_batch_size)
         for epoch in range(cfg.ppo_epochs):
             order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(cfg.seed, "mb", step,
                                                                                           epoch)))
             for start in range(0, n, cfg.mini_batch_size):
                 rows = order[start:start + cfg.mini_batch_size].to(self.device)
-                stats = self._minibatch(ro, rows, params, value_only)
+                ptx = None
+                if self.ptx is not None and not value_only:  # this mini-batch's supervised pairs (seeded)
+                    ptx = batch_indices(len(self.ptx[0]), cfg.mini_batch_size, (step - 1) * per_step + count + 1,
+                                        derive_seed(cfg.seed, "ptx"))
+                stats = self._minibatch(ro, rows, params, value_only, ptx)
                 for k, v in stats.items():
                     totals[k] = totals.get(k, 0.0) + v
                 count += 1
         return {k: v / max(count, 1) for k, v in totals.items()}
 
+    def ptx_loss(self, rows: Sequence[int]) -> torch.Tensor:
+        """Mean negative log-likelihood per target token of the ``ptx`` pairs ``rows`` (temperature 1)."""
+        if self.ptx is None:
+            raise LLMCycleError("ptx_loss: this run has no PPO-ptx pairs (ptx_coef is 0)")
+        prompts, targets = self.ptx
+        b = self.batch([prompts[i] for i in rows], [targets[i] for i in rows])
+        logp = score(self.model, self.kind, b).logp
+        return -masked_mean(logp, b.response_mask)
+
     def _minibatch(self, ro: Rollouts, rows: torch.Tensor, params: list[torch.Tensor],
-                   value_only: bool = False) -> dict[str, float]:
+                   value_only: bool = False, ptx_rows: Sequence[int] | None = None) -> dict[str, float]:
         cfg = self.cfg
         b = ro.batch.select(rows)
         mask = b.response_mask
@@ -310,6 +337,10 @@ class PPOTrainer:
             eos_kl = masked_mean(bernoulli_kl(s.eos_logp, ro.ref_eos[rows]), mask)
             loss = loss + cfg.kl.eos_coef * eos_kl
             stats["eos_kl"] = float(eos_kl.detach())
+        if ptx_rows is not None:
+            ptx = self.ptx_loss(ptx_rows)
+            loss = loss + cfg.ptx_coef * ptx
+            stats["ptx_loss"] = float(ptx.detach())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm else math.inf)
@@ -428,21 +459,50 @@ def _check_inputs(prompts: Sequence[str], references: Sequence[Any] | None, name
     return list(prompts)
 
 
-def _check_same_run(out: Path, cfg: PPOConfig, prompts: list[str], resume: bool) -> None:
-    """A run folder resumes only with the config and prompts it started with; ``resume=False`` starts over."""
+def _check_ptx(pairs: Sequence[Any] | None) -> list[tuple[str, str]]:
+    """``ptx_data`` checked: a non-empty list of (prompt, target) string pairs."""
+    if not pairs:
+        raise ConfigError("ptx_coef: PPO-ptx needs ptx_data, (prompt, target) pairs from the data the policy was "
+                          "fine-tuned on; pass train_ppo(ptx_data=...) or set ptx_coef: 0")
+    out = []
+    for i, pair in enumerate(pairs):
+        if (isinstance(pair, str) or len(pair) != 2 or not all(isinstance(x, str) for x in pair)
+                or not pair[1].strip()):
+            raise LLMCycleError(f"ptx_data: row {i} is {pair!r}; expected a (prompt, target) pair of strings with a "
+                                "non-empty target")
+        out.append((pair[0], pair[1]))
+    return out
+
+
+def _with_defaults(saved: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``saved`` with the fields it lacks (options added to ``PPOConfig`` since it was written) at their defaults."""
+    out = dict(defaults) | dict(saved)
+    for k, v in defaults.items():
+        if isinstance(v, Mapping) and isinstance(saved.get(k), Mapping):
+            out[k] = _with_defaults(saved[k], v)
+    return out
+
+
+def _check_same_run(out: Path, cfg: PPOConfig, prompts: list[str], resume: bool,
+                    ptx_data: Sequence[tuple[str, str]] | None = None) -> None:
+    """A run folder resumes only with the config, prompts (and ptx pairs) it started with; ``resume=False``
+    starts over."""
     saved = out / "ppo_config.json"
     mine = {"config": cfg.resume_key(), "prompts": hashlib.sha256("\x00".join(prompts).encode()).hexdigest()}
+    if cfg.ptx_coef > 0 and ptx_data:
+        mine["ptx"] = hashlib.sha256("\x00".join(f"{p}\x01{t}" for p, t in ptx_data).encode()).hexdigest()
     if not resume:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     elif saved.is_file() and (out / "checkpoints").is_dir():
         old = json.loads(saved.read_text(encoding="utf-8"))
-        diff = sorted(k for k in set(old["config"]) | set(mine["config"])
-                      if old["config"].get(k) != mine["config"].get(k))
+        was = _with_defaults(old["config"], PPOConfig().resume_key())  # fields added since: their defaults
+        diff = sorted(k for k in set(was) | set(mine["config"]) if was.get(k) != mine["config"].get(k))
         if diff:
             raise ConfigError(f"{', '.join(diff)}: {out} holds checkpoints of a PPO run with other values; use a "
                               "new out_dir, the same config, or resume=False to start over")
-        if old["prompts"] != mine["prompts"]:
-            raise LLMCycleError(f"{out} holds checkpoints of a PPO run on other prompts; use a new out_dir or "
+        if old["prompts"] != mine["prompts"] or old.get("ptx") != mine.get("ptx"):
+            what = "prompts" if old["prompts"] != mine["prompts"] else "ptx_data"
+            raise LLMCycleError(f"{out} holds checkpoints of a PPO run on other {what}; use a new out_dir or "
                                 "resume=False")
     atomic_write_json(saved, mine | {"full_config": cfg.model_dump(mode="json")})
 
@@ -457,7 +517,8 @@ def train_ppo(loaded: Any, prompts: Sequence[str], reward_fn: RewardFn, cfg: PPO
               out_dir: str | Path, *, references: Sequence[Any] | None = None,
               eval_prompts: Sequence[str] | None = None, eval_references: Sequence[Any] | None = None,
               normalizer: Any | None = None, resume: bool = True,
-              on_step: Callable[[dict[str, Any]], None] | None = None) -> PPOResult:
+              on_step: Callable[[dict[str, Any]], None] | None = None,
+              ptx_data: Sequence[tuple[str, str]] | None = None) -> PPOResult:
     """Align ``loaded`` (a ``LoadedModel``, trained in place) to ``reward_fn`` with PPO; see the module doc.
 
     Args:
@@ -478,6 +539,8 @@ def train_ppo(loaded: Any, prompts: Sequence[str], reward_fn: RewardFn, cfg: PPO
             ``steps`` and bookkeeping fields (log_every, save_every, keep_checkpoints, save_model) may change
             between the runs; a run that stopped early (``kl_stop``, monitor) stays stopped.
         on_step: called with each step's record, after that step's checkpoint (if any) is written.
+        ptx_data: (prompt, target) pairs from the policy's fine-tuning data, for ``cfg.ptx_coef`` > 0
+            (PPO-ptx; ignored when it is 0).
     """
     start = time.perf_counter()
     cfg = cfg if isinstance(cfg, PPOConfig) else PPOConfig.from_dict(dict(cfg), where="ppo")
@@ -486,8 +549,10 @@ def train_ppo(loaded: Any, prompts: Sequence[str], reward_fn: RewardFn, cfg: PPO
         _check_inputs(eval_prompts, eval_references, "eval_prompts")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _check_same_run(out, cfg, prompts, resume)
-    trainer = PPOTrainer(loaded, cfg, reward_fn, normalizer)
+    if cfg.ptx_coef > 0:
+        ptx_data = _check_ptx(ptx_data)
+    _check_same_run(out, cfg, prompts, resume, ptx_data)
+    trainer = PPOTrainer(loaded, cfg, reward_fn, normalizer, ptx_data)
     log.info("ppo %s on %s: trainable %s of %s parameters; reward %s", cfg.method, loaded.source,
              f"{trainer.trainable:,}", f"{trainer.total:,}", trainer.reward_name)
     monitor = (RewardHackingMonitor.build(cfg.monitor, prompts, references, eval_prompts, eval_references, cfg.seed)

@@ -140,6 +140,12 @@ class PPOConfig(StageConfig):
                                 "instead of the whole score on the last token: credit lands on the words that "
                                 "cost the reward, not on every word of a response that contains them. One reward "
                                 "call per response token: for cheap rewards such as a linear classifier.")
+    ptx_coef: float = Field(0.0, ge=0, description="PPO-ptx (Ouyang et al. 2022): weight of a supervised loss "
+                            "added to every policy mini-batch, the mean negative log-likelihood of (prompt, target) "
+                            "pairs from the data the policy was fine-tuned on (train_ppo's ptx_data; in the align "
+                            "stage, the train split's inputs and first references), mini_batch_size pairs at a "
+                            "time. It holds the policy to the task it was fine-tuned for where the reward alone "
+                            "lets it drift (the 'alignment tax'); 0: off.")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Clip the global gradient norm (None: no clipping).")
     kl_stop: float | None = Field(None, gt=0, description="End the run when a rollout's mean sequence KL exceeds "
                                   "this (before updating on it); None: never.")

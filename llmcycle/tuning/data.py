@@ -134,6 +134,21 @@ def _fit_input(pair: Pair, tokenizer: Any, limit: int) -> list[int] | None:
     return list(tokenizer(pair.tmpl.render(pair.row, {name: kept}), add_special_tokens=True)["input_ids"])
 
 
+def target_ids(tokenizer: Any, kind: str, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of target texts as the model learns to write (and generates) them, end token included.
+
+    seq2seq: the tokenizer's own special tokens (T5's ``</s>``; a BERT tokenizer's ``[SEP]``, its
+    leading ``[CLS]`` dropped, since that is the decoder's start token); causal: the text followed
+    by the end token (``eos_token_id``, else ``sep_token_id``).
+    """
+    if kind == "seq2seq":
+        ids = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+        cls = getattr(tokenizer, "cls_token_id", None) if getattr(tokenizer, "cls_token", None) else None
+        return [list(t[1:]) if cls is not None and t and t[0] == cls else list(t) for t in ids]
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    return [list(t) + [eos] for t in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+
 def tokenize_pairs(pairs: Sequence[Pair], tokenizer: Any, kind: str, max_input_tokens: int,
                    max_target_tokens: int) -> Tokenized:
     """``input_ids``, ``attention_mask`` and ``labels`` per pair (unpadded), plus a truncation report."""
@@ -142,14 +157,9 @@ def tokenize_pairs(pairs: Sequence[Pair], tokenizer: Any, kind: str, max_input_t
     out = Tokenized()
     prompts = tokenizer([p.prompt for p in pairs], add_special_tokens=True)["input_ids"]
     eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
-    if kind == "seq2seq":
-        targets = tokenizer([p.completion for p in pairs], add_special_tokens=True)["input_ids"]
-        cls = getattr(tokenizer, "cls_token_id", None) if getattr(tokenizer, "cls_token", None) else None
-        targets = [t[1:] if cls is not None and t and t[0] == cls else t for t in targets]
-    else:
-        # the lead keeps "Summary:" and the answer apart for BPE tokenizers (WordPiece drops it)
-        targets = tokenizer([p.lead + p.completion for p in pairs], add_special_tokens=False)["input_ids"]
-        targets = [t + [eos] for t in targets]
+    # the lead keeps "Summary:" and the answer apart for BPE tokenizers (WordPiece drops it)
+    targets = target_ids(tokenizer, kind, [p.completion if kind == "seq2seq" else p.lead + p.completion
+                                           for p in pairs])
     sep = getattr(tokenizer, "sep_token_id", None) if kind == "seq2seq" else None
     for pair, prompt, target in zip(pairs, prompts, targets):
         fitted = None

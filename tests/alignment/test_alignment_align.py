@@ -61,6 +61,30 @@ def test_align_config_errors_name_the_field():
         AlignConfig.from_dict({"reward": {"source": "vibes"}}, where="align")
 
 
+def test_align_ppo_ptx_trains_on_the_train_rows_references(tmp_path, monkeypatch):
+    from llmcycle.data import load_data
+    from llmcycle.errors import DataError
+    from llmcycle.models import load_model
+
+    data = load_data("builtin:dialogues", n=10)
+    seen = {}
+
+    def fake(loaded, prompts, reward, cfg, out, **kw):
+        seen.update(kw, prompts=prompts, coef=cfg.ptx_coef)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(ppo_module, "train_ppo", fake)
+    cfg = CFG | {"seeds": [0], "ppo": CFG["ppo"] | {"ptx_coef": 0.5}}
+    with pytest.raises(RuntimeError, match="stop here"):
+        run_align(lambda: load_model("builtin:tiny-t5"), data, cfg, tmp_path / "a", reward=lambda p, r: [0.0] * len(r))
+    rows = data["train"].select(range(8))
+    assert seen["coef"] == 0.5 and seen["ptx_data"] == [(r["input"], r["references"][0]) for r in rows]
+    no_refs = data.map(lambda r: {"references": []})
+    with pytest.raises(DataError, match=r"align\.ppo\.ptx_coef: .* train row 0 has none"):
+        run_align(lambda: load_model("builtin:tiny-t5"), no_refs, cfg, tmp_path / "b",
+                  reward=lambda p, r: [0.0] * len(r))
+
+
 def test_recipe_tune_then_align_starts_from_the_tuned_model(tmp_path):
     from llmcycle.lifecycle.recipe import Recipe
     from llmcycle.lifecycle.runner import run_recipe

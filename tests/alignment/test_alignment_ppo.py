@@ -234,6 +234,52 @@ def test_eos_coef_pulls_the_probability_of_ending_back_to_the_reference(fresh):
     assert gap(ro) < before / 2, (before, gap(ro))
 
 
+def ptx_nll(loaded, pairs) -> float:
+    """Mean NLL per target token of (prompt, target) pairs under ``loaded`` (temperature 1)."""
+    from llmcycle.alignment.ppo_model import make_batch, score
+    from llmcycle.tuning.data import target_ids
+
+    targets = target_ids(loaded.tokenizer, loaded.kind, [t for _, t in pairs])
+    b = make_batch(loaded.tokenizer, loaded.kind, [p for p, _ in pairs], targets, 512, "cpu")
+    with torch.no_grad():
+        return float(-masked_mean(score(loaded.model, loaded.kind, b).logp, b.response_mask))
+
+
+@pytest.mark.parametrize("name", ["tiny-t5", "tiny-gpt2"])
+def test_ptx_holds_the_policy_to_its_fine_tuning_pairs_while_the_reward_pulls_away(name, fresh, tmp_path):
+    """The same run with and without ``ptx_coef``: with it, the NLL of the fine-tuning pairs falls (it rises
+    or stays without), each policy step logs the supervised loss, and the reward still goes up."""
+    pairs = [(p, f"item {i} is a small red box") for i, p in enumerate(PROMPTS)]
+    start = ptx_nll(fresh(name), pairs)
+    word = most_sampled_word(fresh(name), TEMPERATURE[name])
+    cfg = ppo_cfg(name, steps=8, learning_rate=3e-4)
+    plain = train_ppo(fresh(name), PROMPTS, WordShare(word), cfg, tmp_path / "plain")
+    ptx = train_ppo(fresh(name), PROMPTS, WordShare(word), cfg | {"ptx_coef": 0.2}, tmp_path / "ptx",
+                    ptx_data=pairs)
+    assert all("ptx_loss" in r for r in ptx.log) and not any("ptx_loss" in r for r in plain.log)
+    assert ptx.log[0]["ptx_loss"] == pytest.approx(start, rel=0.05)  # the first mini-batches: the start's NLL
+    with_ptx, without = ptx_nll(ptx.loaded, pairs), ptx_nll(plain.loaded, pairs)
+    assert with_ptx < start - 0.5 and with_ptx < without - 0.5, (start, with_ptx, without)
+    rewards = [r["reward_mean"] for r in ptx.log]
+    assert sum(rewards[-4:]) / 4 > rewards[0] + 0.1, rewards
+
+
+def test_ptx_needs_its_pairs_and_a_run_resumes_only_on_the_same_ones(fresh, tmp_path):
+    pairs = [(p, "a summary") for p in PROMPTS[:6]]
+    cfg = ppo_cfg("tiny-gpt2", steps=1, batch_size=4, mini_batch_size=4, ppo_epochs=1, ptx_coef=0.5)
+    with pytest.raises(ConfigError, match="^ptx_coef: PPO-ptx needs ptx_data"):
+        train_ppo(fresh("tiny-gpt2"), PROMPTS, WordShare("a"), cfg, tmp_path)
+    with pytest.raises(LLMCycleError, match="ptx_data: row 1 is"):
+        train_ppo(fresh("tiny-gpt2"), PROMPTS, WordShare("a"), cfg, tmp_path, ptx_data=[pairs[0], ("only",)])
+    with pytest.raises(LLMCycleError, match="non-empty target"):
+        train_ppo(fresh("tiny-gpt2"), PROMPTS, WordShare("a"), cfg, tmp_path, ptx_data=[(PROMPTS[0], " ")])
+    train_ppo(fresh("tiny-gpt2"), PROMPTS, WordShare("a"), cfg, tmp_path, ptx_data=pairs)
+    with pytest.raises(LLMCycleError, match="other ptx_data"):
+        train_ppo(fresh("tiny-gpt2"), PROMPTS, WordShare("a"), cfg | {"steps": 2}, tmp_path, ptx_data=pairs[:5])
+    assert train_ppo(fresh("tiny-gpt2"), PROMPTS, WordShare("a"), cfg | {"steps": 2}, tmp_path,
+                     ptx_data=pairs).steps == 2
+
+
 def test_gae_matches_a_hand_computed_example():
     rewards = torch.tensor([[1.0, 0.0, 2.0], [0.0, 3.0, 99.0]])
     values = torch.tensor([[0.5, 1.0, 0.0], [1.0, 2.0, 7.0]])
@@ -335,6 +381,15 @@ def test_resume_refuses_another_config_or_other_starting_weights(fresh, tmp_path
     with pytest.raises(LLMCycleError, match="other prompts"):
         train_ppo(fresh("tiny-gpt2"), PROMPTS[:8], chars, cfg, tmp_path)
     assert train_ppo(fresh("tiny-gpt2"), PROMPTS, chars, cfg | {"steps": 3}, tmp_path).steps == 3
+    # a run written before an option existed (here ptx_coef and kl.eos_coef) resumes while it is at its default
+    saved = json.loads((tmp_path / "ppo_config.json").read_text())
+    del saved["config"]["ptx_coef"], saved["config"]["kl"]["eos_coef"]
+    (tmp_path / "ppo_config.json").write_text(json.dumps(saved))
+    assert train_ppo(fresh("tiny-gpt2"), PROMPTS, chars, cfg | {"steps": 4}, tmp_path).steps == 4
+    (tmp_path / "ppo_config.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match="^ptx_coef: "):
+        train_ppo(fresh("tiny-gpt2"), PROMPTS, chars, cfg | {"steps": 5, "ptx_coef": 0.1}, tmp_path,
+                  ptx_data=[("a", "b")])
 
 
 # ---- monitor, early stop, outputs ------------------------------------------------------------------
