@@ -347,10 +347,12 @@ def _check_model(loaded: Any) -> None:
 
 def _check_same_run(out: Path, cfg: DPOConfig, resume: bool) -> None:
     """A folder resumes only with the config it started with (checked before anything is written)."""
+    from llmcycle.lifecycle.rundir import changed_fields
+
     saved = out / CONFIG_FILE
     if resume and saved.is_file() and (out / "checkpoints").is_dir():
         old, mine = json.loads(saved.read_text(encoding="utf-8")), cfg.model_dump(mode="json")
-        diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
+        diff = changed_fields(old, mine, DPOConfig().model_dump(mode="json"))
         if diff:
             raise ConfigError(f"{', '.join(diff)}: {out} holds checkpoints of a DPO run with other values; use a new "
                               "out_dir, the same config, or resume=False to start over")

@@ -69,7 +69,7 @@ from llmcycle.alignment.ppo_monitor import RewardHackingMonitor
 from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, bernoulli_kl, gae, kl_penalty, masked_mean,
                                         policy_loss, shaped_rewards, token_rewards, value_loss, whiten)
 from llmcycle.errors import ConfigError, LLMCycleError
-from llmcycle.lifecycle.rundir import atomic_write_json
+from llmcycle.lifecycle.rundir import atomic_write_json, changed_fields
 
 log = logging.getLogger("llmcycle")
 
@@ -474,15 +474,6 @@ def _check_ptx(pairs: Sequence[Any] | None) -> list[tuple[str, str]]:
     return out
 
 
-def _with_defaults(saved: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """``saved`` with the fields it lacks (options added to ``PPOConfig`` since it was written) at their defaults."""
-    out = dict(defaults) | dict(saved)
-    for k, v in defaults.items():
-        if isinstance(v, Mapping) and isinstance(saved.get(k), Mapping):
-            out[k] = _with_defaults(saved[k], v)
-    return out
-
-
 def _check_same_run(out: Path, cfg: PPOConfig, prompts: list[str], resume: bool,
                     ptx_data: Sequence[tuple[str, str]] | None = None) -> None:
     """A run folder resumes only with the config, prompts (and ptx pairs) it started with; ``resume=False``
@@ -495,8 +486,7 @@ def _check_same_run(out: Path, cfg: PPOConfig, prompts: list[str], resume: bool,
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     elif saved.is_file() and (out / "checkpoints").is_dir():
         old = json.loads(saved.read_text(encoding="utf-8"))
-        was = _with_defaults(old["config"], PPOConfig().resume_key())  # fields added since: their defaults
-        diff = sorted(k for k in set(was) | set(mine["config"]) if was.get(k) != mine["config"].get(k))
+        diff = changed_fields(old["config"], mine["config"], PPOConfig().resume_key())
         if diff:
             raise ConfigError(f"{', '.join(diff)}: {out} holds checkpoints of a PPO run with other values; use a "
                               "new out_dir, the same config, or resume=False to start over")

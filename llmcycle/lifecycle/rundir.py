@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,26 @@ def config_hash(config: Any) -> str:
         config = config.model_dump(mode="json")
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _with_defaults(saved: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``saved`` with the fields it lacks at their ``defaults`` (nested blocks too)."""
+    out = dict(defaults) | dict(saved)
+    for k, v in defaults.items():
+        if isinstance(v, Mapping) and isinstance(saved.get(k), Mapping):
+            out[k] = _with_defaults(saved[k], v)
+    return out
+
+
+def changed_fields(saved: Mapping[str, Any], current: Mapping[str, Any], defaults: Mapping[str, Any],
+                   ignore: Iterable[str] = ()) -> list[str]:
+    """Top-level fields whose values differ between the config a run was started with and the current one.
+
+    A field the saved config lacks (an option added since it was written) counts at its default in
+    ``defaults``, so a run folder stays resumable across versions while the new option is left alone.
+    """
+    was, skip = _with_defaults(saved, defaults), set(ignore)
+    return sorted(k for k in set(was) | set(current) if k not in skip and was.get(k) != current.get(k))
 
 
 class RunDir:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from llmcycle.errors import ConfigError, DataError
-from llmcycle.lifecycle.rundir import atomic_write_json
+from llmcycle.lifecycle.rundir import atomic_write_json, changed_fields
 from llmcycle.tuning.config import TuneConfig
 from llmcycle.tuning.data import PadCollator, build_dataset
 from llmcycle.tuning.methods import Prepared, apply_method
@@ -173,7 +173,7 @@ def _check_same_run(out: Path, cfg: TuneConfig, resume: bool) -> None:
     if saved.is_file() and (out / "checkpoints").is_dir():
         old = json.loads(saved.read_text(encoding="utf-8"))
         unread = {k for k, methods in _METHOD_BLOCKS.items() if mine["method"] not in methods}
-        diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k) and k not in unread)
+        diff = changed_fields(old, mine, TuneConfig().model_dump(mode="json"), ignore=unread)
         if diff:
             raise ConfigError(f"{', '.join(diff)}: {out} holds checkpoints of a run with other values; use a new "
                               "out_dir, the same config, or resume=False to start over")
