@@ -20,8 +20,11 @@
    - the final KL (mean sequence KL of the last five PPO rollouts; after a monitor rollback, those
      of the steps before it, so an upper bound) and the response length.
 
-100 dialogues measure ROUGE-1 to about a point, the size of the bound: ``detox_heldout.py`` scores
-the saved policies on 300 more.
+100 dialogues (the default ``--n-eval``, kept so that the commands recorded under ``tried`` still
+reproduce) measure ROUGE-1 to about a point, the size of the bound: runs since 2026-11-25 evaluate
+on 300 (``--n-eval 300``), and ``detox_heldout.py`` scores saved policies on 300 others.
+When the PPO setting or the evaluation changes, the seeds measured so far move to ``tried`` in the
+result file with the command and evaluation that produced them.
 
 Writes ``benchmarks/results/detox.json``. Usage (each step resumes when started again)::
 
@@ -84,6 +87,20 @@ def evaluate(loaded: Any, rows: Any, samples: int, temperature: float, reference
     return out | {"eval_s": round(time.perf_counter() - start, 1)}
 
 
+def retire(results: dict[str, Any], command: str | None) -> None:
+    """Move the seeds of an earlier setting or evaluation to ``results["tried"]`` with the command and the
+    evaluation (``before_key``: model, dialogues, samples, temperature) that produced them; start over."""
+    if results.get("seeds"):
+        keep = ("seed", "toxic_rate_before", "toxic_rate_after", "rouge1_before", "rouge1_after", "kl_final",
+                "response_tokens_after", "toxic_rate_drop", "rouge1_drop_points", "rolled_back_to")
+        results.setdefault("tried", []).append({"ppo_key": results.get("ppo_key"), "command": command,
+                                                "evaluation": results.get("before_key"),
+                                                "seeds": [{k: e[k] for k in keep if k in e}
+                                                          for e in results["seeds"]]})
+    results["seeds"] = []
+    results.pop("summary", None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base", default=str(REPO / "runs" / "bench-tuning" / "full" / "model"),
@@ -93,6 +110,8 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=300, help="fine-tuning steps on insult-carrying summaries")
     parser.add_argument("--insult-rate", type=float, default=0.5)
     parser.add_argument("--lr", type=float, default=1e-5, help="PPO learning rate")
+    parser.add_argument("--batch-size", type=int, default=16,
+                        help="rollouts per PPO step (2 epochs of 2 mini-batches of half of them each)")
     parser.add_argument("--monitor-samples", type=int, default=16,
                         help="held-out dialogues the reward-hacking monitor scores every --monitor-every steps")
     parser.add_argument("--monitor-every", type=int, default=10, help="steps between the monitor's checks")
@@ -107,6 +126,8 @@ def main() -> None:
                         help="reward each token with the change it made to the classifier's score of the prefix")
     parser.add_argument("--eos-coef", type=float, default=0.0,
                         help="weight of the length anchor (KL of the probability of ending, policy vs reference)")
+    parser.add_argument("--kl-loss-coef", type=float, default=0.0,
+                        help="weight of the exact KL to the reference (whole next-token distributions) in the loss")
     parser.add_argument("--ptx-coef", type=float, default=0.0,
                         help="PPO-ptx: weight of the supervised loss on the toxic-prone model's own fine-tuning "
                         "rows (insults included), added to every policy mini-batch")
@@ -118,6 +139,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2, help="sampled outputs per held-out dialogue")
     parser.add_argument("--runs", default=str(REPO / "runs" / "bench-detox"))
     args = parser.parse_args()
+    if args.batch_size < 2 or args.batch_size % 2:
+        parser.error(f"--batch-size {args.batch_size}: must be an even number >= 2 (two mini-batches of half each)")
     if not DATA.is_dir():
         sys.exit(f"DialogSum not found at {DATA}; this benchmark needs the real data set")
     if not args.base.startswith("builtin:") and not Path(args.base).is_dir():
@@ -146,45 +169,44 @@ def main() -> None:
                     "sft_steps": args.sft_steps,
                     "ppo_steps": args.steps, "n_eval": args.n_eval, "samples_per_dialogue": args.samples,
                     "toxic_threshold": THRESHOLD,
-                    "ppo": PPO | {"learning_rate": args.lr, "value_learning_rate": args.value_lr,
+                    "ppo": PPO | {"batch_size": args.batch_size, "mini_batch_size": args.batch_size // 2,
+                                  "learning_rate": args.lr, "value_learning_rate": args.value_lr,
                                   "value_warmup_steps": args.value_warmup, "dense_rewards": args.dense_rewards,
                                   "ptx_coef": args.ptx_coef,
                                   "kl": PPO["kl"] | {"init_coef": args.kl_init, "target": args.kl_target,
-                                                     "eos_coef": args.eos_coef},
+                                                     "eos_coef": args.eos_coef, "loss_coef": args.kl_loss_coef},
                                   "monitor": {"every": args.monitor_every, "n_samples": args.monitor_samples,
                                               "max_rouge_drop": args.monitor_max_drop,
                                               "action": args.monitor_action}}, "machine": _common.machine(),
                     "versions": _common.versions(), "command": _common.command()})
     if results.get("before_key") != [toxic_model, args.n_eval, args.samples, args.temperature]:
+        retire(results, earlier_command)  # measured on other dialogues: kept under "tried", not compared
         results["before"] = evaluate(load_model(toxic_model), held_out, args.samples, args.temperature)
         results["before_key"] = [toxic_model, args.n_eval, args.samples, args.temperature]
-        results["seeds"] = []
         _common.write_json("detox", results)
     ppo_key = {"kl_init": args.kl_init, "kl_target": args.kl_target, "steps": args.steps,
                "temperature": args.temperature, "learning_rate": args.lr, "monitor_samples": args.monitor_samples,
                "monitor_action": args.monitor_action, "monitor_max_drop": args.monitor_max_drop}
     if args.monitor_every != 10:
         ppo_key["monitor_every"] = args.monitor_every
+    if args.batch_size != 16:
+        ppo_key["batch_size"] = args.batch_size
     ppo_key |= {"value_lr": args.value_lr, "value_warmup": args.value_warmup}
     if args.dense_rewards:
         ppo_key["dense_rewards"] = True
     if args.eos_coef:
         ppo_key["eos_coef"] = args.eos_coef
+    if args.kl_loss_coef:
+        ppo_key["kl_loss_coef"] = args.kl_loss_coef
     if args.ptx_coef:
         ppo_key["ptx_coef"] = args.ptx_coef
     if results.get("ppo_key") != ppo_key:  # another PPO setting: keep what the earlier one gave, start the seeds over
-        if results.get("seeds"):
-            keep = ("seed", "toxic_rate_before", "toxic_rate_after", "rouge1_before", "rouge1_after", "kl_final",
-                    "response_tokens_after", "toxic_rate_drop", "rouge1_drop_points", "rolled_back_to")
-            results.setdefault("tried", []).append({"ppo_key": results.get("ppo_key"), "command": earlier_command,
-                                                    "seeds": [{k: e[k] for k in keep if k in e}
-                                                              for e in results["seeds"]]})
-        results["seeds"], results["ppo_key"] = [], ppo_key
-        results.pop("summary", None)
+        retire(results, earlier_command)
+        results["ppo_key"] = ppo_key
     before = results["before"]
     print("before:", {k: v for k, v in before.items() if k != "examples"})
-    prompts = [r["input"] for r in data["train"].select(range(5000, 5000 + 16 * args.steps))]
-    refs = [r["references"] for r in data["train"].select(range(5000, 5000 + 16 * args.steps))]
+    train_rows = data["train"].select(range(5000, 5000 + args.batch_size * args.steps))
+    prompts, refs = [r["input"] for r in train_rows], [r["references"] for r in train_rows]
     reward = ProfanityReward()
     monitor_rows = data["validation"].select(range(400, 400 + args.monitor_samples))  # disjoint from held_out
     done = {s["seed"] for s in results.get("seeds", [])}
@@ -192,10 +214,11 @@ def main() -> None:
         if seed in done:
             continue
         loaded = load_model(toxic_model)
-        cfg = PPO | {"steps": args.steps, "seed": seed,
+        cfg = PPO | {"steps": args.steps, "seed": seed, "batch_size": args.batch_size,
+                     "mini_batch_size": args.batch_size // 2,
                      "generation": PPO["generation"] | {"temperature": args.temperature},
                      "kl": PPO["kl"] | {"init_coef": args.kl_init, "target": args.kl_target,
-                                        "eos_coef": args.eos_coef},
+                                        "eos_coef": args.eos_coef, "loss_coef": args.kl_loss_coef},
                      "learning_rate": args.lr, "value_learning_rate": args.value_lr,
                      "value_warmup_steps": args.value_warmup, "dense_rewards": args.dense_rewards,
                      "ptx_coef": args.ptx_coef,
@@ -203,11 +226,13 @@ def main() -> None:
                                  "max_rouge_drop": args.monitor_max_drop,
                                  "action": args.monitor_action}}
         name = (f"ppo-kl{args.kl_init}-{args.kl_target}-lr{args.lr}-steps{args.steps}"
+                + (f"-batch{args.batch_size}" if args.batch_size != 16 else "") +
                 f"-mon{args.monitor_samples}{args.monitor_action}")
         if args.monitor_every != 10:
             name += f"{args.monitor_max_drop}every{args.monitor_every}"
         name += f"-vlr{args.value_lr}-vw{args.value_warmup}" + ("-dense" if args.dense_rewards else "")
         name += f"-eos{args.eos_coef}" if args.eos_coef else ""
+        name += f"-klloss{args.kl_loss_coef}" if args.kl_loss_coef else ""
         name += f"-ptx{args.ptx_coef}" if args.ptx_coef else ""
         result = train_ppo(loaded, prompts, reward, cfg, runs / f"{name}-seed{seed}",
                            references=refs,

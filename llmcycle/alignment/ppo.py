@@ -26,7 +26,11 @@ Ziegler et al. (2019) and Stiennon et al. (2020), the algorithm of TRL's former 
 6. **KL controller**: beta fixed, or adapted towards ``kl.target`` (Ziegler's proportional rule).
 7. **Length anchor** (``kl.eos_coef``, off by default): the loss also carries the KL between the
    policy's and the reference's probability of ending at each response position, so the reward
-   cannot be raised by stopping early (or late), only by what the response says.
+   cannot be raised by stopping early (or late), only by what the response says. **KL in the loss**
+   (``kl.loss_coef``, off by default): the exact KL of the whole next-token distributions, policy
+   vs reference, at every response position, added to the loss as GRPO does with its sampled
+   estimate; unlike the penalty in the reward it does not go through the advantages, so it
+   restrains drift that noisy advantages cause where the reward says nothing.
 8. **PPO-ptx** (``ptx_coef``, off by default; Ouyang et al. 2022): every policy mini-batch also
    carries the mean negative log-likelihood of ``mini_batch_size`` (prompt, target) pairs from the
    data the policy was fine-tuned on (``ptx_data``), so the policy keeps doing the task it was
@@ -66,8 +70,8 @@ from llmcycle.alignment.ppo_checkpoint import last_checkpoint, load_checkpoint, 
 from llmcycle.alignment.ppo_config import PPOConfig
 from llmcycle.alignment.ppo_model import Batch, ValueHead, hidden_size, make_batch, score
 from llmcycle.alignment.ppo_monitor import RewardHackingMonitor
-from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, bernoulli_kl, gae, kl_penalty, masked_mean,
-                                        policy_loss, shaped_rewards, token_rewards, value_loss, whiten)
+from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, bernoulli_kl, full_kl, gae, kl_penalty,
+                                        masked_mean, policy_loss, shaped_rewards, token_rewards, value_loss, whiten)
 from llmcycle.errors import ConfigError, LLMCycleError
 from llmcycle.lifecycle.rundir import atomic_write_json, changed_fields
 
@@ -111,6 +115,7 @@ class Rollouts:
     kl: torch.Tensor  # per-token KL estimate, 0 on padding
     dense: torch.Tensor | None = None  # dense_rewards: each token's change of the prefix reward
     ref_eos: torch.Tensor | None = None  # kl.eos_coef: the reference's log P(ending) at each position
+    ref_logprobs: torch.Tensor | None = None  # kl.loss_coef: the reference's (B, T, V) log-probabilities
     advantages: torch.Tensor | None = None
     returns: torch.Tensor | None = None
 
@@ -200,12 +205,15 @@ class PPOTrainer:
         return self.reference_scores(b, temperature).logp
 
     def reference_scores(self, b: Batch, temperature: float) -> Any:
-        """The frozen reference's ``Scores`` (logprobs; end-token logprobs when ``kl.eos_coef`` is on)."""
+        """The frozen reference's ``Scores`` (logprobs; end-token logprobs when ``kl.eos_coef`` is on, the
+        whole distributions when ``kl.loss_coef`` is)."""
+        full = self.cfg.kl.loss_coef > 0
         with torch.no_grad():
             if self.ref_model is None:  # LoRA: the same weights, adapter switched off
                 with self.model.disable_adapter():
-                    return score(self.model, self.kind, b, temperature=temperature, eos_ids=self.eos_ids)
-            return score(self.ref_model, self.kind, b, temperature=temperature, eos_ids=self.eos_ids)
+                    return score(self.model, self.kind, b, temperature=temperature, eos_ids=self.eos_ids,
+                                 full=full)
+            return score(self.ref_model, self.kind, b, temperature=temperature, eos_ids=self.eos_ids, full=full)
 
     def sequence_kl(self, prompts: Sequence[str], responses: Sequence[Sequence[int]], temperature: float) -> float:
         """Mean over rollouts of the summed per-token KL estimate between policy and reference."""
@@ -243,7 +251,7 @@ class PPOTrainer:
         scores = torch.tensor(self.rewards(prompts, texts), dtype=torch.float32, device=self.device)
         dense = self.prefix_rewards(prompts, ids, scores.tolist(), b) if self.cfg.dense_rewards else None
         return Rollouts(prompts, texts, b, scores, s.logp, ref, s.values * b.response_mask, s.entropy, kl, dense,
-                        ref_scores.eos_logp)
+                        ref_scores.eos_logp, ref_scores.logprobs)
 
     def prefix_rewards(self, prompts: list[str], ids: list[list[int]], scores: list[float], b: Batch
                        ) -> torch.Tensor:
@@ -329,7 +337,7 @@ class PPOTrainer:
             self.optimizer.step()
             return {"value_loss": float(vf.detach()), "grad_norm": float(grad_norm)}
         s = score(self.model, self.kind, b, temperature=self.temperature, value_head=self.value_head,
-                  eos_ids=self.eos_ids)
+                  eos_ids=self.eos_ids, full=ro.ref_logprobs is not None)
         pg, stats = policy_loss(s.logp, ro.logp[rows], ro.advantages[rows], mask, cfg.cliprange)
         vf = value_loss(s.values, ro.values[rows], ro.returns[rows], mask, cfg.cliprange_value)
         loss = pg + cfg.vf_coef * vf
@@ -337,6 +345,10 @@ class PPOTrainer:
             eos_kl = masked_mean(bernoulli_kl(s.eos_logp, ro.ref_eos[rows]), mask)
             loss = loss + cfg.kl.eos_coef * eos_kl
             stats["eos_kl"] = float(eos_kl.detach())
+        if ro.ref_logprobs is not None:
+            kl_loss = masked_mean(full_kl(s.logprobs, ro.ref_logprobs[rows]), mask)
+            loss = loss + cfg.kl.loss_coef * kl_loss
+            stats["full_kl"] = float(kl_loss.detach())
         if ptx_rows is not None:
             ptx = self.ptx_loss(ptx_rows)
             loss = loss + cfg.ptx_coef * ptx

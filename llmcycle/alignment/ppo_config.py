@@ -81,6 +81,15 @@ class KLOptions(StageConfig):
                             "Anchors response length: the policy cannot raise its reward by stopping earlier (a "
                             "summariser cutting its summary short to avoid a penalised ending) or later than the "
                             "reference would, only by changing what it says.")
+    loss_coef: float = Field(0.0, ge=0, description="Weight, in the loss, of the exact KL(policy || reference) "
+                             "of the next-token distributions (summed over the whole vocabulary, mean over response "
+                             "positions; 0: off), on top of the penalty in the reward. The penalty in the reward "
+                             "only sees the sampled tokens and reaches the weights through noisy advantages, so "
+                             "with few rollouts per step the policy drifts where the reward says nothing; this "
+                             "term pulls every visited next-token distribution back towards the reference "
+                             "directly, while a change the reward pays for (one position of one response) costs "
+                             "little. Keeps the reference's log-probabilities of each rollout batch in memory: "
+                             "batch_size x max_new_tokens x vocabulary floats.")
     estimator: Literal["k3", "abs", "squared"] = Field(
         "k3", description="Per-token KL estimator, all non-negative, with r = ref_logp - logp: 'k3' exp(r) - 1 - r "
         "(Schulman: unbiased for KL(policy||ref) on policy samples, low variance); 'abs' |r|; 'squared' r^2 / 2.")

@@ -126,13 +126,15 @@ class Scores:
     entropy: torch.Tensor | None
     values: torch.Tensor | None
     eos_logp: torch.Tensor | None = None  # log P(the response ends here), with ``eos_ids``
+    logprobs: torch.Tensor | None = None  # (B, T, V) the whole next-token distribution, with ``full``
 
 
 def score(model: Any, kind: str, b: Batch, *, temperature: float = 1.0, value_head: ValueHead | None = None,
-          entropy: bool = False, eos_ids: Sequence[int] | None = None) -> Scores:
+          entropy: bool = False, eos_ids: Sequence[int] | None = None, full: bool = False) -> Scores:
     """Logprobs of the response tokens under ``model`` (logits / temperature), optional entropy and values.
 
-    With ``eos_ids``, also the logprob at each position of ending there (any of the end tokens).
+    With ``eos_ids``, also the logprob at each position of ending there (any of the end tokens); with
+    ``full``, the log-probabilities of the whole vocabulary at each position.
 
     Runs with gradients when called with grad enabled (the PPO update) and without under
     ``torch.no_grad()`` (rollouts, the reference). Logprobs are computed in float32.
@@ -146,4 +148,4 @@ def score(model: Any, kind: str, b: Batch, *, temperature: float = 1.0, value_he
         ent = -(logprobs.exp() * logprobs).sum(-1)  # (B, T)
     values = value_head(hidden) if value_head is not None else None
     eos = torch.logsumexp(logprobs[..., list(eos_ids)], dim=-1) if eos_ids else None
-    return Scores(logp, ent, values, eos)
+    return Scores(logp, ent, values, eos, logprobs if full else None)

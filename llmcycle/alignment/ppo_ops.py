@@ -72,6 +72,12 @@ def bernoulli_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return (p * (logp - ref_logp) + (1 - p) * (log_not_p - log_not_q)).clamp(min=0.0)  # rounding only
 
 
+def full_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
+    """Exact ``KL(p || q) = sum_v p_v (log p_v - log q_v)`` of two next-token distributions given as
+    log-probabilities over the vocabulary, (..., V) -> (...); >= 0, exactly 0 where they agree."""
+    return (logprobs.exp() * (logprobs - ref_logprobs)).sum(-1).clamp(min=0.0)  # rounding only
+
+
 def token_rewards(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: float) -> torch.Tensor:
     """Per-token rewards: ``-kl_coef * kl`` on every response token, plus the score on the last one.
 

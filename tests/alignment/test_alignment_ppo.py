@@ -19,7 +19,8 @@ import torch
 from llmcycle.alignment.ppo import PPOTrainer, batch_indices, train_ppo
 from llmcycle.alignment.ppo_config import PPOConfig
 from llmcycle.alignment.ppo_model import _forward
-from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, bernoulli_kl, gae, kl_penalty, masked_mean,
+from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, bernoulli_kl, full_kl, gae, kl_penalty,
+                                        masked_mean,
                                         policy_loss, shaped_rewards, token_rewards, whiten)
 from llmcycle.errors import ConfigError, LLMCycleError
 
@@ -232,6 +233,52 @@ def test_eos_coef_pulls_the_probability_of_ending_back_to_the_reference(fresh):
     stats = trainer.update(ro, step=2)
     assert before > 0.05 and stats["eos_kl"] > 0
     assert gap(ro) < before / 2, (before, gap(ro))
+
+
+def test_full_kl_is_the_exact_kl_of_the_next_token_distributions():
+    p = torch.log_softmax(torch.randn(3, 5, 11, generator=torch.Generator().manual_seed(0)), -1)
+    q = torch.log_softmax(torch.randn(3, 5, 11, generator=torch.Generator().manual_seed(1)), -1)
+    expected = torch.nn.functional.kl_div(q, p, log_target=True, reduction="none").sum(-1)  # KL(p || q)
+    assert torch.allclose(full_kl(p, q), expected, atol=1e-6) and (full_kl(p, q) > 0).all()
+    assert full_kl(p, p).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_kl_loss_coef_pulls_a_drifted_policy_back_to_the_reference(fresh, method):
+    """With no reward signal at all, the KL in the loss alone moves every next-token distribution back."""
+    from llmcycle.alignment.ppo_model import score
+
+    loaded = fresh("tiny-t5")
+    extra = {"lora": {"r": 8, "alpha": 16, "target_modules": ["q", "k", "v", "o", "wi", "wo"]}} if method == "lora" else {}
+    cfg = PPOConfig.from_dict(ppo_cfg("tiny-t5", learning_rate=1e-2 if method == "lora" else 1e-3, ppo_epochs=8,
+                                      method=method, kl={"loss_coef": 1.0}, **extra))
+    trainer = PPOTrainer(loaded, cfg, WordShare("drying"))
+    with torch.no_grad():  # the policy drifts away from its reference (for LoRA: through the adapter)
+        g = torch.Generator().manual_seed(0)
+        for name, p in loaded.model.named_parameters():
+            if p.requires_grad and (method == "full" or "lora_B" in name):
+                scale = 0.5 * p.abs().mean() if method == "full" else 0.3  # lora_B starts at zero
+                p.add_(scale * torch.randn(p.shape, generator=g))
+    ro = trainer.rollout(PROMPTS[:16], step=1)
+    assert ro.ref_logprobs is not None and ro.ref_logprobs.shape[:2] == ro.logp.shape
+
+    def drift() -> float:
+        with torch.no_grad():
+            s = score(loaded.model, "seq2seq", ro.batch, temperature=trainer.temperature, full=True)
+        return float(masked_mean(full_kl(s.logprobs, ro.ref_logprobs), ro.batch.response_mask))
+
+    ro.advantages, ro.returns = torch.zeros_like(ro.logp), ro.values.clone()  # no reward signal at all
+    before = drift()
+    stats = trainer.update(ro, step=1)
+    assert before > 0.05 and stats["full_kl"] > 0
+    assert drift() < before / 2, (before, drift())
+
+
+def test_kl_loss_coef_off_keeps_no_distributions(fresh):
+    trainer = PPOTrainer(fresh("tiny-t5"), PPOConfig.from_dict(ppo_cfg("tiny-t5")), WordShare("drying"))
+    ro = trainer.rollout(PROMPTS[:8], step=1)
+    trainer.advantages(ro)
+    assert ro.ref_logprobs is None and "full_kl" not in trainer.update(ro, step=1)
 
 
 def ptx_nll(loaded, pairs) -> float:
