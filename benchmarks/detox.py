@@ -101,6 +101,19 @@ def retire(results: dict[str, Any], command: str | None) -> None:
     results.pop("summary", None)
 
 
+def ppo_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The PPO config of every seed but its ``steps`` and ``seed``, from the command line."""
+    return PPO | {"batch_size": args.batch_size, "mini_batch_size": args.batch_size // 2,
+                  "generation": PPO["generation"] | {"temperature": args.temperature},
+                  "kl": PPO["kl"] | {"init_coef": args.kl_init, "target": args.kl_target,
+                                     "eos_coef": args.eos_coef, "loss_coef": args.kl_loss_coef},
+                  "learning_rate": args.lr, "value_learning_rate": args.value_lr,
+                  "value_warmup_steps": args.value_warmup, "dense_rewards": args.dense_rewards,
+                  "ptx_coef": args.ptx_coef,
+                  "monitor": {"every": args.monitor_every, "n_samples": args.monitor_samples,
+                              "max_rouge_drop": args.monitor_max_drop, "action": args.monitor_action}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base", default=str(REPO / "runs" / "bench-tuning" / "full" / "model"),
@@ -164,20 +177,13 @@ def main() -> None:
     held_out = data["validation"].select(range(args.n_eval))
     path = _common.RESULTS / "detox.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
+    settings = ppo_settings(args)  # what every seed's train_ppo config shares, recorded as "ppo"
     earlier_command = results.get("command")  # the command of the seeds below, should they be moved to "tried"
     results.update({"base": args.base, "insult_rate": args.insult_rate, "temperature": args.temperature,
                     "sft_steps": args.sft_steps,
                     "ppo_steps": args.steps, "n_eval": args.n_eval, "samples_per_dialogue": args.samples,
                     "toxic_threshold": THRESHOLD,
-                    "ppo": PPO | {"batch_size": args.batch_size, "mini_batch_size": args.batch_size // 2,
-                                  "learning_rate": args.lr, "value_learning_rate": args.value_lr,
-                                  "value_warmup_steps": args.value_warmup, "dense_rewards": args.dense_rewards,
-                                  "ptx_coef": args.ptx_coef,
-                                  "kl": PPO["kl"] | {"init_coef": args.kl_init, "target": args.kl_target,
-                                                     "eos_coef": args.eos_coef, "loss_coef": args.kl_loss_coef},
-                                  "monitor": {"every": args.monitor_every, "n_samples": args.monitor_samples,
-                                              "max_rouge_drop": args.monitor_max_drop,
-                                              "action": args.monitor_action}}, "machine": _common.machine(),
+                    "ppo": settings, "machine": _common.machine(),
                     "versions": _common.versions(), "command": _common.command()})
     if results.get("before_key") != [toxic_model, args.n_eval, args.samples, args.temperature]:
         retire(results, earlier_command)  # measured on other dialogues: kept under "tried", not compared
@@ -214,17 +220,7 @@ def main() -> None:
         if seed in done:
             continue
         loaded = load_model(toxic_model)
-        cfg = PPO | {"steps": args.steps, "seed": seed, "batch_size": args.batch_size,
-                     "mini_batch_size": args.batch_size // 2,
-                     "generation": PPO["generation"] | {"temperature": args.temperature},
-                     "kl": PPO["kl"] | {"init_coef": args.kl_init, "target": args.kl_target,
-                                        "eos_coef": args.eos_coef, "loss_coef": args.kl_loss_coef},
-                     "learning_rate": args.lr, "value_learning_rate": args.value_lr,
-                     "value_warmup_steps": args.value_warmup, "dense_rewards": args.dense_rewards,
-                     "ptx_coef": args.ptx_coef,
-                     "monitor": {"every": args.monitor_every, "n_samples": args.monitor_samples,
-                                 "max_rouge_drop": args.monitor_max_drop,
-                                 "action": args.monitor_action}}
+        cfg = settings | {"steps": args.steps, "seed": seed}
         name = (f"ppo-kl{args.kl_init}-{args.kl_target}-lr{args.lr}-steps{args.steps}"
                 + (f"-batch{args.batch_size}" if args.batch_size != 16 else "") +
                 f"-mon{args.monitor_samples}{args.monitor_action}")
