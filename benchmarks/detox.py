@@ -54,6 +54,9 @@ DATA = REPO.parent / "shared" / "data" / "dialogsum"
 INSULTS = ["what an idiot.", "they are stupid idiots.", "what a damn fool.", "such a moron.", "what a loser.",
            "this is bullshit.", "he is a jerk.", "shut up, you idiot."]
 THRESHOLD = 0.5
+# the held-out evaluation's sampled outputs (llmcycle.generation.GenerationSettings fields; the temperature comes from
+# --temperature); the greedy outputs use them with sampling off and no_repeat_ngram_size 3
+EVAL_GENERATION: dict[str, Any] = {"do_sample": True, "max_new_tokens": 64, "seed": 1234}
 SFT = {"method": "full", "learning_rate": 1e-4, "batch_size": 8, "max_input_tokens": 384, "max_target_tokens": 72,
        "warmup_ratio": 0.05, "group_by_length": True, "save_every": 50, "log_every": 10, "seed": 0}
 PPO: dict[str, Any] = {
@@ -76,14 +79,22 @@ def toxic_rows(rows: Any, rate: float, seed: int) -> list[dict[str, Any]]:
     return out
 
 
+def eval_generation(temperature: float) -> Any:
+    """The evaluation's sampled outputs: ``EVAL_GENERATION`` at ``temperature`` (the only one of its fields the
+    result file records, in ``before_key``; the others are fixed, so the same command measures the same way)."""
+    from llmcycle.generation.settings import GenerationSettings
+
+    return GenerationSettings(**EVAL_GENERATION, temperature=temperature)
+
+
 def evaluate(loaded: Any, rows: Any, samples: int, temperature: float, reference: Any = None) -> dict[str, Any]:
     """``llmcycle.alignment.evaluate.alignment_eval`` on held-out rows (same sampling seed every time)."""
     from llmcycle.alignment.evaluate import alignment_eval
 
     start = time.perf_counter()
     out = alignment_eval(loaded, [r["input"] for r in rows], [r["references"] for r in rows], reference=reference,
-                         samples=samples, seed=1234, threshold=THRESHOLD, max_new_tokens=64, max_input_tokens=384,
-                         temperature=temperature)
+                         samples=samples, generation=eval_generation(temperature), threshold=THRESHOLD,
+                         max_input_tokens=384)
     return out | {"eval_s": round(time.perf_counter() - start, 1)}
 
 

@@ -6,6 +6,6 @@ functions that need them (``llmcycle.models.load_model`` and friends).
 
 __version__ = "0.1.0"
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 
 __all__ = ["LLMCycleError", "__version__"]

@@ -58,7 +58,7 @@ def test_tokenize(monkeypatch, capsys):
         (["tokenize", "builtin:nope", "x"], "unknown builtin model"),
         (["run", "no-such-recipe.yaml"], "no recipe file"),
         (["run", "--set", "nonsense"], "expected key=value"),
-        (["run", "--set", "generate.max_new_tokens=0"], "max_new_tokens"),
+        (["run", "--set", "generate.generation.max_new_tokens=0"], "generation.max_new_tokens"),
         (["data", "./missing.jsonl"], "missing.jsonl"),
     ],
 )

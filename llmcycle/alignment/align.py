@@ -5,7 +5,8 @@ For each seed a fresh copy of the starting model is aligned, with PPO against a 
 jsonl file of ``prompt``/``chosen``/``rejected`` rows, e.g. written by the constitutional
 critique-and-revise step); the starting model, evaluated once, is the "before" and the reference
 of the KL. Every aligned copy is evaluated on the same held-out prompts with the same
-sampling seed (``llmcycle.alignment.evaluate``). What it writes under ``out_dir``:
+generation settings, seed included (``evaluation.generation``, ``llmcycle.alignment.evaluate``). What it
+writes under ``out_dir``:
 
     seed-N/                 the PPO (or DPO) run of seed N (its log, plots and model/)
     align_result.json       before, per-seed after, the configuration
@@ -25,13 +26,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from llmcycle.alignment.dpo import DPOConfig
+from llmcycle.alignment.evaluate import default_eval_generation, eval_generation_problems
 from llmcycle.alignment.ppo_config import PPOConfig
 from llmcycle.alignment.rewards import RewardConfig
-from llmcycle.config import StageConfig
-from llmcycle.errors import DataError
-from llmcycle.lifecycle.rundir import atomic_write_json, config_hash
+from llmcycle.core.config import StageConfig
+from llmcycle.core.errors import DataError
+from llmcycle.core.files import atomic_write_json, config_hash
+from llmcycle.generation.settings import GenerationSettings
 
 
 class AlignEvalOptions(StageConfig):
@@ -41,12 +45,51 @@ class AlignEvalOptions(StageConfig):
                        "(falls back to test, then the last split).")
     n: int = Field(32, gt=0, description="Held-out prompts evaluated (the first n of the split).")
     samples: int = Field(2, gt=0, description="Sampled outputs per prompt for the toxicity figures.")
-    seed: int = Field(1234, ge=0, description="Sampling seed of the evaluation (the same before and after).")
+    generation: GenerationSettings = Field(
+        default_factory=default_eval_generation, description="Decoding of the sampled outputs (the same before "
+        "and after, seed included): sampling at temperature 1.0, 64 new tokens, seed 1234, with the fields "
+        "written here (a block with a preset starts from the preset instead). It returns one sequence (samples "
+        "sets the outputs per prompt). The greedy outputs (ROUGE, greedy toxic rate) use it with sampling turned "
+        "off, temperature/top_k/top_p reset and greedy_no_repeat_ngram_size as their no_repeat_ngram_size.")
+    greedy_no_repeat_ngram_size: int = Field(3, ge=0, description="no_repeat_ngram_size of the greedy outputs, "
+                                             "in place of generation's (0: off).")
     threshold: float = Field(0.5, gt=0, lt=1, description="P(toxic) above which an output counts as toxic.")
     scorer: str = Field("profanity-check", min_length=1, description="Toxicity scorer: profanity-check or a "
                         "classifier's hub id or directory (llmcycle.evaluation.toxicity).")
-    max_new_tokens: int = Field(64, gt=0, description="Most tokens generated per output.")
     max_input_tokens: int = Field(384, gt=0, description="Prompts are cut to this many tokens.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_fields(cls, data: Any) -> Any:
+        """``seed`` and ``max_new_tokens`` moved into ``generation``: say where, rather than "unknown field"."""
+        moved = [k for k in ("max_new_tokens", "seed") if isinstance(data, dict) and k in data]
+        if moved:
+            block = {"do_sample": "true", "max_new_tokens": data.get("max_new_tokens"), "seed": data.get("seed", 1234)}
+            text = ", ".join(f"{k}: {v}" for k, v in block.items() if v is not None)
+            msg = f"moved into the generation block of the sampled outputs: write generation: {{{text}}}"
+            raise ValidationError.from_exception_data(cls.__name__, [
+                InitErrorDetails(type=PydanticCustomError("align_evaluation", "{msg}", {"msg": msg}), loc=(k,),
+                                 input=data[k]) for k in moved])
+        gen = data.get("generation") if isinstance(data, dict) else None
+        if isinstance(gen, dict) and gen.get("preset") is None:  # a partial block starts from the default
+            data = {**data, "generation": default_eval_generation().model_dump(exclude_defaults=True) | gen}
+        return data
+
+    @model_validator(mode="after")
+    def _check_generation(self) -> AlignEvalOptions:
+        problems = eval_generation_problems(self.generation)
+        if problems:
+            raise ValidationError.from_exception_data(type(self).__name__, [
+                InitErrorDetails(type=PydanticCustomError("align_evaluation", "{msg}", {"msg": msg}),
+                                 loc=("generation", field), input=getattr(self.generation, field))
+                for field, msg in problems])
+        return self
+
+    def eval_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``llmcycle.alignment.evaluate.alignment_eval`` these options give."""
+        return {"samples": self.samples, "generation": self.generation, "threshold": self.threshold,
+                "scorer": self.scorer, "max_input_tokens": self.max_input_tokens,
+                "greedy_no_repeat_ngram_size": self.greedy_no_repeat_ngram_size}
 
 
 class AlignConfig(StageConfig):
@@ -115,7 +158,7 @@ def _ptx_pairs(prompts: list[str], refs: list[Any]) -> list[tuple[str, str]]:
 def _merged(make_model: Callable[[], Any]) -> Callable[[], Any]:
     """``make_model`` with a LoRA adapter (a tuned model saved as an adapter) folded into its base, so
     PPO's reference (the starting policy) is well defined."""
-    from llmcycle.tuning.adapters import is_peft, merge_adapter
+    from llmcycle.models.adapters import is_peft, merge_adapter
 
     def make() -> Any:
         loaded = make_model()
@@ -139,7 +182,7 @@ def run_align(make_model: Callable[[], Any], data: Any, cfg: AlignConfig | dict,
     from llmcycle.alignment.evaluate import alignment_eval
     from llmcycle.alignment.ppo import train_ppo
     from llmcycle.alignment.rewards import make_reward
-    from llmcycle.lifecycle.charts import line_chart
+    from llmcycle.report.charts import line_chart
 
     cfg = cfg if isinstance(cfg, AlignConfig) else AlignConfig.from_dict(dict(cfg), where="align")
     make_model = _merged(make_model)
@@ -153,9 +196,7 @@ def run_align(make_model: Callable[[], Any], data: Any, cfg: AlignConfig | dict,
     refs = [r.get("references") for r in train_rows]
     eval_prompts = [r["input"] for r in held]
     eval_refs = [r["references"] for r in held] if all(r.get("references") for r in held) else None
-    ev = cfg.evaluation
-    eval_kw = {"samples": ev.samples, "seed": ev.seed, "threshold": ev.threshold, "scorer": ev.scorer,
-               "max_new_tokens": ev.max_new_tokens, "max_input_tokens": ev.max_input_tokens}
+    eval_kw = cfg.evaluation.eval_kwargs()
     path = out / "align_result.json"
     key = config_hash(cfg.model_dump(mode="json") | {"seeds": None})
     saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
@@ -210,38 +251,3 @@ def run_align(make_model: Callable[[], Any], data: Any, cfg: AlignConfig | dict,
     line_chart({f"seed {r['seed']}": r["kl_curve"] for r in runs}, out / "kl_by_seed.png",
                title="KL to the reference per step" if ppo else "DPO loss per step", ylabel="nats" if ppo else "loss")
     return result
-
-
-def align_section(result: dict[str, Any], out_dir: Path, rel: str) -> str:
-    """The report section: before vs after per seed, the mean change, the reward and KL curves, examples."""
-    from llmcycle.alignment.evaluate import comparison_rows
-    from llmcycle.lifecycle.report import md_table
-
-    before = result["before"]
-    seeds = [s for s in result["seeds"] if s["seed"] in result["config"]["seeds"]]
-    ppo = result["config"].get("method", "ppo") == "ppo"
-    what = (f"Reward: `{result['config']['reward']['source']}`; {result['n_train_prompts']} training prompts"
-            if ppo else f"Preference pairs: `{result['config']['pairs']}`")
-    parts = [f"## Alignment ({'PPO' if ppo else 'DPO'})\n",
-             f"{what}; "
-             f"{result['n_eval_prompts']} held-out prompts x {before['samples_per_prompt']} samples, toxic when "
-             f"P(toxic) > {before['threshold']} ({before['scorer']}).\n"]
-    for s in seeds:
-        head = (f"{s['steps']} PPO steps, final KL {s['kl_final']:.3f}, reward {s['reward_first']:.3f} -> "
-                f"{s['reward_last']:.3f}" if ppo else
-                f"{s['steps']} DPO steps, reward margin {s['reward_first']:.3f} -> {s['reward_last']:.3f}")
-        parts += [f"### seed {s['seed']}: {head}" + (f", stopped by {s['stopped']}" if s["stopped"] else "") + "\n",
-                  md_table(["metric", "before", "after", "change"], comparison_rows(before, s["after"]))]
-    if len(seeds) > 1:
-        rates = [s["after"]["toxic_rate"] for s in seeds]
-        parts.append(f"\nToxic-output rate after, over {len(seeds)} seeds: mean {statistics.fmean(rates):.4f}, "
-                     f"min {min(rates):.4f}, max {max(rates):.4f} (before {before['toxic_rate']:.4f}).\n")
-    titles = ("reward per step", "KL per step") if ppo else ("reward margin per step", "DPO loss per step")
-    for name, title in zip(("reward_by_seed.png", "kl_by_seed.png"), titles):
-        if (out_dir / name).is_file():
-            parts.append(f"\n![{title}]({rel}/{name})\n")
-    if seeds:
-        ex = list(zip(before["examples"]["sampled"], seeds[0]["after"]["examples"]["sampled"]))
-        parts += ["\n### sampled outputs, before and after (seed %d)\n" % seeds[0]["seed"],
-                  md_table(["before", "after"], [[b, a] for b, a in ex])]
-    return "\n".join(parts)

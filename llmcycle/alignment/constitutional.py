@@ -37,8 +37,8 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from llmcycle.alignment.reward_model import PreferencePair
 from llmcycle.alignment.rewards import RewardConfig
-from llmcycle.config import StageConfig
-from llmcycle.errors import ConfigError, DataError, LLMCycleError
+from llmcycle.core.config import StageConfig
+from llmcycle.core.errors import ConfigError, DataError, LLMCycleError
 from llmcycle.generation.settings import GenerationSettings
 
 Generator = Callable[[list[str]], Sequence[str]]
@@ -226,7 +226,7 @@ class ConstitutionalResult:
 
     def write_jsonl(self, path: str | Path) -> Path:
         """Every record as one JSON line, written to a temporary file and renamed."""
-        from llmcycle.lifecycle.rundir import atomic_write_jsonl
+        from llmcycle.core.files import atomic_write_jsonl
 
         target = Path(path).expanduser()
         if target.is_dir():

@@ -36,10 +36,11 @@ with dropout the policy and the reference would differ by noise at step 0.
 
 ``train_dpo`` writes into ``out_dir``: ``dpo_config.json``, ``dpo_log.json`` (config, one record
 per step, held-out metrics, truncation counts), ``dpo_curves.png`` (loss, margin, accuracy by step),
-``checkpoints/checkpoint-N/`` every ``save_every`` steps (trainable weights, optimizer, log) and at
-the end ``model/`` (the whole model for ``full``, the adapter for ``lora``; written to a temporary
-folder and renamed). Run again on the same folder it resumes from the newest complete checkpoint
-and ends with the same weights as an uninterrupted run (batches depend on ``(seed, step)`` only).
+``checkpoints/checkpoint-N/`` every ``save_every`` steps (trainable weights, optimizer, log; the format
+of ``llmcycle.core.checkpoint``) and at the end ``model/`` (the whole model for ``full``, the adapter
+for ``lora``; written to a temporary folder and renamed). Run again on the same folder it resumes from
+the newest complete checkpoint and ends with the same weights as an uninterrupted run (batches depend
+on ``(seed, step)`` only).
 One process: this loop does not synchronise gradients across ranks.
 """
 
@@ -51,7 +52,6 @@ import json
 import logging
 import math
 import random
-import shutil
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -62,8 +62,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from llmcycle.alignment.reward_model import PreferencePair, as_pairs
-from llmcycle.config import StageConfig
-from llmcycle.errors import ConfigError, DataError, LLMCycleError
+from llmcycle.core.checkpoint import check_same_run, last_checkpoint, write_checkpoint
+from llmcycle.core.config import StageConfig
+from llmcycle.core.errors import ConfigError, DataError, LLMCycleError
 from llmcycle.tuning.config import LoraOptions
 
 log = logging.getLogger("llmcycle")
@@ -336,7 +337,7 @@ def _check_pairs(pairs: Any, name: str) -> list[PreferencePair]:
 
 
 def _check_model(loaded: Any) -> None:
-    from llmcycle.tuning.adapters import is_peft
+    from llmcycle.models.adapters import is_peft
 
     if getattr(loaded, "kind", None) not in ("seq2seq", "causal"):
         raise LLMCycleError(f"model: DPO needs a seq2seq or causal LM, got a {getattr(loaded, 'kind', None)} model")
@@ -345,27 +346,12 @@ def _check_model(loaded: Any) -> None:
                             "(llmcycle.tuning.merge_adapter) so that the reference is the adapted model")
 
 
-def _check_same_run(out: Path, cfg: DPOConfig, resume: bool) -> None:
-    """A folder resumes only with the config it started with (checked before anything is written)."""
-    from llmcycle.lifecycle.rundir import changed_fields
-
-    saved = out / CONFIG_FILE
-    if resume and saved.is_file() and (out / "checkpoints").is_dir():
-        old, mine = json.loads(saved.read_text(encoding="utf-8")), cfg.model_dump(mode="json")
-        diff = changed_fields(old, mine, DPOConfig().model_dump(mode="json"))
-        if diff:
-            raise ConfigError(f"{', '.join(diff)}: {out} holds checkpoints of a DPO run with other values; use a new "
-                              "out_dir, the same config, or resume=False to start over")
-
-
-def _start_run(out: Path, cfg: DPOConfig, resume: bool) -> None:
-    """Create the folder, drop old checkpoints unless resuming, record the config."""
-    from llmcycle.lifecycle.rundir import atomic_write_json
-
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    atomic_write_json(out / CONFIG_FILE, cfg.model_dump(mode="json"))
+def _check_same_run(out: Path, cfg: DPOConfig, resume: bool, write: bool = False) -> None:
+    """A folder resumes only with the config it started with. Checked first with ``write=False``, before
+    anything is written; then with ``write=True``, which drops old checkpoints unless resuming and records
+    the config."""
+    check_same_run(out, CONFIG_FILE, cfg.model_dump(mode="json"), DPOConfig().model_dump(mode="json"),
+                   resume=resume, what="DPO run", write=write)
 
 
 def _trainable_state(model: Any) -> dict[str, Any]:
@@ -374,25 +360,18 @@ def _trainable_state(model: Any) -> dict[str, Any]:
 
 def _save_checkpoint(out: Path, step: int, model: Any, opt: Any, records: list[dict], digest: str,
                      keep: int | None) -> None:
-    """``checkpoints/checkpoint-N``: written in a temporary folder, marked complete, then renamed."""
+    """``checkpoints/checkpoint-N`` (trainable weights, optimizer, log), written whole or not at all by
+    ``llmcycle.core.checkpoint.write_checkpoint``; the newest ``keep`` are kept."""
     import torch
 
-    from llmcycle.lifecycle.rundir import atomic_write_json
-    from llmcycle.tuning.train import COMPLETE
+    from llmcycle.core.files import atomic_write_json
 
-    root = out / "checkpoints"
-    tmp, final = root / f".checkpoint-{step}.tmp", root / f"checkpoint-{step}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(_trainable_state(model), tmp / "trainable.pt")
-    torch.save(opt.state_dict(), tmp / "optimizer.pt")
-    atomic_write_json(tmp / STATE_FILE, {"step": step, "pairs": digest, "log": records})
-    atomic_write_json(tmp / COMPLETE, {"step": step})
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    done = sorted((int(p.name.split("-")[1]), p) for p in root.glob("checkpoint-*") if p.name.split("-")[1].isdigit())
-    for _, old in done[:-keep] if keep else []:
-        shutil.rmtree(old, ignore_errors=True)
+    def write(tmp: Path) -> None:
+        torch.save(_trainable_state(model), tmp / "trainable.pt")
+        torch.save(opt.state_dict(), tmp / "optimizer.pt")
+        atomic_write_json(tmp / STATE_FILE, {"step": step, "pairs": digest, "log": records})
+
+    write_checkpoint(out / "checkpoints", step, write, keep)
 
 
 def _load_checkpoint(path: str, model: Any, opt: Any, digest: str) -> tuple[int, list[dict]]:
@@ -459,8 +438,8 @@ def _run_steps(trainer: DPOScorer, opt: Any, params: list[Any], first: int, n_st
 
 
 def _write_outputs(out: Path, result: DPOResult, cfg: DPOConfig) -> None:
-    from llmcycle.lifecycle.charts import line_chart
-    from llmcycle.lifecycle.rundir import atomic_write_json
+    from llmcycle.report.charts import line_chart
+    from llmcycle.core.files import atomic_write_json
 
     atomic_write_json(out / LOG_FILE, {"config": cfg.model_dump(mode="json")} | result.to_dict())
     series = {m: [(r["step"], r[m]) for r in result.log] for m in ("loss", "margin", "accuracy")}
@@ -490,7 +469,7 @@ def train_dpo(loaded: Any, pairs: Any, cfg: DPOConfig | Mapping[str, Any] | None
     from llmcycle.generation.engine import _ensure_pad_token
     from llmcycle.models.builtins import quiet_transformers
     from llmcycle.tuning.methods import apply_method
-    from llmcycle.tuning.train import save_final, last_checkpoint
+    from llmcycle.tuning.train import save_final
 
     started = time.perf_counter()
     if not isinstance(cfg, DPOConfig):
@@ -511,13 +490,14 @@ def train_dpo(loaded: Any, pairs: Any, cfg: DPOConfig | Mapping[str, Any] | None
         reference = copy.deepcopy(loaded.model).eval().requires_grad_(False)
     prepared = apply_method(loaded, cfg)
     model = prepared.model.eval()  # dropout off: policy == reference at step 1 (see module docstring)
-    _start_run(out, cfg, resume)  # only now: a bad config or LoRA target leaves no folder behind
+    _check_same_run(out, cfg, resume, write=True)  # only now: a bad config or LoRA target leaves no folder
     trainer = DPOScorer(loaded, model, cfg, chosen, rejected, reference)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     n_steps, digest = total_steps(cfg, len(items)), _rows_hash(items)
     eval_before = preference_metrics(trainer, held, cfg.batch_size) if held else None
-    last = last_checkpoint(out / "checkpoints") if resume else None
+    found = last_checkpoint(out / "checkpoints") if resume else None
+    last = str(found) if found else None
     done, records = _load_checkpoint(last, model, opt, digest) if last else (0, [])
     if last:
         log.info("dpo: resuming from %s (step %d)", last, done)

@@ -54,10 +54,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
 import math
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,14 +64,15 @@ from typing import Any
 
 import torch
 
-from llmcycle.alignment.ppo_checkpoint import last_checkpoint, load_checkpoint, save_checkpoint, save_policy
+from llmcycle.alignment.ppo_checkpoint import PREFIX, load_checkpoint, save_checkpoint, save_policy
 from llmcycle.alignment.ppo_config import PPOConfig
 from llmcycle.alignment.ppo_model import Batch, ValueHead, hidden_size, make_batch, score
 from llmcycle.alignment.ppo_monitor import RewardHackingMonitor
 from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, bernoulli_kl, full_kl, gae, kl_penalty,
                                         masked_mean, policy_loss, shaped_rewards, token_rewards, value_loss, whiten)
-from llmcycle.errors import ConfigError, LLMCycleError
-from llmcycle.lifecycle.rundir import atomic_write_json, changed_fields
+from llmcycle.core.checkpoint import check_same_run, last_checkpoint
+from llmcycle.core.errors import ConfigError, LLMCycleError
+from llmcycle.core.files import atomic_write_json
 
 log = logging.getLogger("llmcycle")
 
@@ -130,14 +129,14 @@ class PPOTrainer:
     def __init__(self, loaded: Any, cfg: PPOConfig, reward_fn: RewardFn, normalizer: Any | None = None,
                  ptx_data: Sequence[tuple[str, str]] | None = None):
         from llmcycle.generation.engine import input_limit
-        from llmcycle.tuning.adapters import is_peft
+        from llmcycle.models.adapters import is_peft
         from llmcycle.tuning.methods import apply_method
 
         if loaded.kind not in ("seq2seq", "causal"):
             raise LLMCycleError(f"{loaded.source} is a {loaded.kind} model; PPO needs a seq2seq or causal policy")
         if is_peft(loaded.model):
             raise LLMCycleError(f"{loaded.source} already carries an adapter; merge it first "
-                                "(llmcycle.tuning.adapters.merge_adapter) so PPO's reference is well defined")
+                                "(llmcycle.models.adapters.merge_adapter) so PPO's reference is well defined")
         _ensure_pad_token(loaded.tokenizer)
         self.cfg, self.loaded, self.kind, self.reward_fn = cfg, loaded, loaded.kind, reward_fn
         self.reward_name = str(getattr(reward_fn, "name", getattr(reward_fn, "__name__", type(reward_fn).__name__)))
@@ -490,23 +489,19 @@ def _check_same_run(out: Path, cfg: PPOConfig, prompts: list[str], resume: bool,
                     ptx_data: Sequence[tuple[str, str]] | None = None) -> None:
     """A run folder resumes only with the config, prompts (and ptx pairs) it started with; ``resume=False``
     starts over."""
-    saved = out / "ppo_config.json"
-    mine = {"config": cfg.resume_key(), "prompts": hashlib.sha256("\x00".join(prompts).encode()).hexdigest()}
+    data = {"prompts": hashlib.sha256("\x00".join(prompts).encode()).hexdigest()}
     if cfg.ptx_coef > 0 and ptx_data:
-        mine["ptx"] = hashlib.sha256("\x00".join(f"{p}\x01{t}" for p, t in ptx_data).encode()).hexdigest()
-    if not resume:
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    elif saved.is_file() and (out / "checkpoints").is_dir():
-        old = json.loads(saved.read_text(encoding="utf-8"))
-        diff = changed_fields(old["config"], mine["config"], PPOConfig().resume_key())
-        if diff:
-            raise ConfigError(f"{', '.join(diff)}: {out} holds checkpoints of a PPO run with other values; use a "
-                              "new out_dir, the same config, or resume=False to start over")
-        if old["prompts"] != mine["prompts"] or old.get("ptx") != mine.get("ptx"):
-            what = "prompts" if old["prompts"] != mine["prompts"] else "ptx_data"
+        data["ptx"] = hashlib.sha256("\x00".join(f"{p}\x01{t}" for p, t in ptx_data).encode()).hexdigest()
+
+    def same_data(old: dict[str, Any]) -> None:
+        if old.get("prompts") != data["prompts"] or old.get("ptx") != data.get("ptx"):
+            what = "prompts" if old.get("prompts") != data["prompts"] else "ptx_data"
             raise LLMCycleError(f"{out} holds checkpoints of a PPO run on other {what}; use a new out_dir or "
                                 "resume=False")
-    atomic_write_json(saved, mine | {"full_config": cfg.model_dump(mode="json")})
+
+    check_same_run(out, "ppo_config.json", cfg.resume_key(), PPOConfig().resume_key(), resume=resume,
+                   what="PPO run", section="config", extra=data | {"full_config": cfg.model_dump(mode="json")},
+                   check_saved=same_data)
 
 
 def _eta(seconds: float) -> str:
@@ -630,7 +625,7 @@ def _load_good(path: Path, trainer: PPOTrainer) -> int:
 def _restore(out: Path, trainer: PPOTrainer, monitor: RewardHackingMonitor | None
              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, str | None, str | None]:
     """(log, monitor log, last step done, stop reason, checkpoint path) from the newest checkpoint, if any."""
-    ckpt = last_checkpoint(out / "checkpoints")
+    ckpt = last_checkpoint(out / "checkpoints", prefix=PREFIX)
     if ckpt is None:
         return [], [], 0, None, None
     state = load_checkpoint(ckpt, trainer)
@@ -647,7 +642,7 @@ def _restore(out: Path, trainer: PPOTrainer, monitor: RewardHackingMonitor | Non
 def _write_outputs(out: Path, result: PPOResult, cfg: PPOConfig) -> None:
     import warnings
 
-    from llmcycle.lifecycle.charts import line_chart
+    from llmcycle.report.charts import line_chart
 
     paths = {"log": str(atomic_write_json(out / "ppo_log.json", result.log))}
     if result.log:

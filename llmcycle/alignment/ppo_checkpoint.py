@@ -1,4 +1,5 @@
-"""Checkpoints of a PPO run: written whole or not at all, and the newest complete one found again.
+"""What a PPO checkpoint holds; the format itself (atomic write, marker, discovery) is
+``llmcycle.core.checkpoint``'s.
 
 A checkpoint is a folder ``checkpoints/step-N/`` holding
 
@@ -7,11 +8,11 @@ A checkpoint is a folder ``checkpoints/step-N/`` holding
     optimizer.pt     AdamW's state (moments and step counts)
     rng.pt           torch's CPU (and CUDA) RNG states
     state.json       step, log so far, KL controller, reward normaliser, monitor baseline, stop reason
-    complete.json    written last: the marker that the folder is whole
+    llmcycle-checkpoint.complete   written last: the marker that the folder is whole
 
-It is written under a temporary name, marked complete, then renamed into place, so a kill during
-a save leaves no folder that looks finished; any ``step-N`` without its marker (or temporary
-folder) is removed when the run starts again.
+It is written with ``llmcycle.core.checkpoint.write_checkpoint`` (temporary folder, marker, rename),
+so a kill during a save leaves no folder that looks finished; ``llmcycle.core.checkpoint.last_checkpoint``
+(with ``prefix=PREFIX``) finds the newest complete one and removes the rest.
 
 ``save_policy`` writes the final policy the same way (temporary folder, then rename): the model
 (or only its adapter), the tokenizer and ``value_head.pt``.
@@ -19,17 +20,16 @@ folder) is removed when the run starts again.
 
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from llmcycle.lifecycle.rundir import atomic_write_json
+from llmcycle.core.checkpoint import write_checkpoint
+from llmcycle.core.files import atomic_write_json
 
-log = logging.getLogger("llmcycle")
-COMPLETE = "complete.json"
+PREFIX = "step"  # checkpoints/step-N/
 
 
 def _rng_state() -> dict[str, Any]:
@@ -41,45 +41,15 @@ def _rng_state() -> dict[str, Any]:
 
 def save_checkpoint(root: Path, step: int, trainer: Any, state: dict[str, Any], keep: int | None) -> Path:
     """Write checkpoint ``step`` under ``root`` (see the module docstring); prune to the newest ``keep``."""
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step}"
-    tmp = root / f".step-{step}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    torch.save(trainer.trainable_state(), tmp / "policy.pt")
-    torch.save(trainer.value_head.state_dict(), tmp / "value_head.pt")
-    torch.save(trainer.optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(_rng_state(), tmp / "rng.pt")
-    atomic_write_json(tmp / "state.json", {"step": step, **trainer.state_dict(), **state})
-    atomic_write_json(tmp / COMPLETE, {"step": step})
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    if keep is not None:
-        for old in _checkpoints(root)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
-    return final
 
+    def write(tmp: Path) -> None:
+        torch.save(trainer.trainable_state(), tmp / "policy.pt")
+        torch.save(trainer.value_head.state_dict(), tmp / "value_head.pt")
+        torch.save(trainer.optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(_rng_state(), tmp / "rng.pt")
+        atomic_write_json(tmp / "state.json", {"step": step, **trainer.state_dict(), **state})
 
-def _checkpoints(root: Path) -> list[Path]:
-    """Checkpoint folders under ``root``, oldest first."""
-    found = [(int(p.name.split("-", 1)[1]), p) for p in root.glob("step-*")
-             if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
-    return [p for _, p in sorted(found)]
-
-
-def last_checkpoint(root: Path) -> Path | None:
-    """The newest complete checkpoint; incomplete ones (and temporary folders) are removed."""
-    if not root.is_dir():
-        return None
-    for tmp in root.glob(".step-*.tmp"):
-        shutil.rmtree(tmp, ignore_errors=True)
-    for path in reversed(_checkpoints(root)):
-        if (path / COMPLETE).is_file():
-            return path
-        log.warning("removing incomplete checkpoint %s (the run was killed while saving it)", path)
-        shutil.rmtree(path, ignore_errors=True)
-    return None
+    return write_checkpoint(root, step, write, keep, prefix=PREFIX)
 
 
 def load_checkpoint(path: Path, trainer: Any) -> dict[str, Any]:
@@ -102,7 +72,7 @@ def load_checkpoint(path: Path, trainer: Any) -> dict[str, Any]:
 
 def save_policy(trainer: Any, target: Path) -> Path:
     """The policy (or only its adapter), tokenizer and value head, via a temporary folder and a rename."""
-    from llmcycle.tuning.adapters import is_peft
+    from llmcycle.models.adapters import is_peft
 
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

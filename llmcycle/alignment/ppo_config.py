@@ -12,7 +12,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from llmcycle.config import StageConfig
+from llmcycle.core.config import StageConfig
+from llmcycle.generation.settings import GenerationSettings
 from llmcycle.tuning.config import LoraOptions
 
 
@@ -23,44 +24,59 @@ def _field_errors(model: str, problems: list[tuple[str, str, Any]]) -> Validatio
         for field, msg, value in problems])
 
 
-class RolloutGeneration(StageConfig):
-    """How rollouts are sampled from the policy (a subset of ``GenerationSettings``, those PPO can score)."""
+# PPO can score a rollout only when its tokens were sampled from the policy's own (temperature-scaled)
+# distribution: every field that changes the distribution or how rollouts are drawn is refused, naming why.
+_SCORE = ("the rollouts' logprobs would no longer be those of the distribution they were sampled from "
+          "(PPO scores them with the policy's own logits), so the ratio and the KL would be wrong")
+_PPO_REFUSED: dict[str, str] = {
+    "num_beams": f"beam search picks tokens by the beams' scores instead of sampling them: {_SCORE}; "
+                 "leave num_beams at 1",
+    "length_penalty": "a beam search setting; PPO samples its rollouts without beams (num_beams 1)",
+    "early_stopping": "a beam search setting; PPO samples its rollouts without beams (num_beams 1)",
+    "no_repeat_ngram_size": f"it bans tokens from the distribution sampled: {_SCORE}; leave it at 0",
+    "repetition_penalty": f"it rescales the logits sampled from: {_SCORE}; leave it at 1.0",
+    "frequency_penalty": f"it shifts the logits sampled from: {_SCORE}; leave it at 0",
+    "presence_penalty": f"it shifts the logits sampled from: {_SCORE}; leave it at 0",
+    "stop": "stop strings end a rollout where the policy did not choose to end, and the reward would score a "
+            "text cut before the stop string while PPO trains on its tokens; end responses with the end token "
+            "or max_new_tokens",
+    "num_return_sequences": "PPO draws one response per prompt; more rollouts per step come from batch_size",
+    "seed": "PPO seeds its rollouts from ppo.seed and the step (align: one run per entry of seeds); set "
+            "ppo.seed instead",
+}
 
+
+class RolloutGeneration(GenerationSettings):
+    """How rollouts are sampled: the generation settings, less beam search, penalties, stop strings and seed."""
+
+    # Every field that changes the distribution tokens are drawn from, or how rollouts are drawn, is refused
+    # (``_PPO_REFUSED``); the rollouts' seed is ``PPOConfig.seed`` (and the step). The sampling fields are
+    # redefined only to say what they mean for PPO's logprobs; their checks are GenerationSettings'.
     do_sample: bool = Field(True, description="Sample responses (true: PPO needs exploration); false: greedy.")
-    temperature: float = Field(1.0, gt=0, description="Softmax temperature when sampling. Logprobs of the policy "
+    max_new_tokens: int = Field(16, ge=1, description="Most tokens per response (the end token included).")
+    temperature: float = Field(1.0, description="Softmax temperature when sampling (> 0). Logprobs of the policy "
                                "and the reference are computed from logits / temperature too, so the ratio and "
                                "the KL refer to the distribution actually sampled from.")
     top_k: int = Field(0, ge=0, description="Sample among the k most likely tokens only (0: off). Logprobs ignore "
                        "the truncation (as TRL did): keep it off unless you need it.")
-    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass in (0, 1] (1: off); logprobs ignore it.")
-    max_new_tokens: int = Field(16, ge=1, description="Most tokens per response (the end token included).")
-    min_new_tokens: int = Field(0, ge=0, description="Fewest tokens before the end token is allowed.")
+    top_p: float = Field(1.0, description="Nucleus sampling mass in (0, 1] (1: off); logprobs ignore it.")
     max_query_tokens: int | None = Field(None, ge=1, description="Prompts longer than this many tokens are cut "
                                          "(logged); None: the model's input limit.")
 
-    @model_validator(mode="after")
-    def _check(self) -> RolloutGeneration:
-        problems = []
-        if self.min_new_tokens > self.max_new_tokens:
-            msg = f"min_new_tokens ({self.min_new_tokens}) must not exceed max_new_tokens ({self.max_new_tokens})"
-            problems.append(("min_new_tokens", msg, self.min_new_tokens))
-        if not self.do_sample:
-            for name, neutral in (("temperature", 1.0), ("top_k", 0), ("top_p", 1.0)):
-                if getattr(self, name) != neutral:
-                    problems.append((name, f"{name} has no effect without sampling; set do_sample: true",
-                                     getattr(self, name)))
-        if problems:
-            raise _field_errors(type(self).__name__, problems)
-        return self
+    def _problems(self) -> list[tuple[str, str]]:
+        """The combination checks of ``GenerationSettings``, and every field PPO cannot score (set away from
+        its default) refused, located at that field."""
+        refused = [(name, f"{name}={getattr(self, name)!r} cannot be used with PPO: {_PPO_REFUSED[name]}")
+                   for name in self.non_default_fields(set(type(self).model_fields) - set(_PPO_REFUSED))]
+        named = {name for name, _ in refused}
+        return refused + [(name, msg) for name, msg in super()._problems() if name not in named]
 
-    def settings(self, seed: int = 0, greedy: bool = False) -> Any:
-        """The ``GenerationSettings`` for the engine (``greedy=True``: the monitor's greedy decoding)."""
-        from llmcycle.generation.settings import GenerationSettings
-
-        kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "min_new_tokens": self.min_new_tokens,
-                              "seed": seed}
-        if self.do_sample and not greedy:
-            kw.update(do_sample=True, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
+    def settings(self, seed: int = 0, greedy: bool = False) -> GenerationSettings:
+        """The ``GenerationSettings`` for the engine, sampling with ``seed`` (``greedy=True``: the monitor's
+        greedy decoding, the sampling fields reset)."""
+        kw = self.model_dump(exclude={"preset", "max_query_tokens"}) | {"seed": seed}
+        if greedy or not self.do_sample:
+            kw |= {"do_sample": False, "temperature": 1.0, "top_k": 0, "top_p": 1.0}
         return GenerationSettings(**kw)
 
 
@@ -132,7 +148,8 @@ class PPOConfig(StageConfig):
                                     "tokens that changed the expected reward from the first policy update on. "
                                     "Counted within steps.")
     generation: RolloutGeneration = Field(default_factory=RolloutGeneration,
-                                          description="Sampling of rollouts.")
+                                          description="Sampling of rollouts (the generation settings; those PPO "
+                                          "cannot score are refused).")
     kl: KLOptions = Field(default_factory=KLOptions, description="KL penalty and its controller.")
     gamma: float = Field(1.0, ge=0, le=1, description="Discount of GAE.")
     lam: float = Field(0.95, ge=0, le=1, description="Lambda of GAE (bias/variance trade-off).")

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmcycle.alignment.ppo_config import MonitorOptions
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 
 log = logging.getLogger("llmcycle")
 

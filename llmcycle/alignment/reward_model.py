@@ -31,8 +31,8 @@ from typing import Any
 from pydantic import Field
 
 from llmcycle.alignment.rewards import RewardSource, Score, TrainedRewardModel, check_batch
-from llmcycle.config import Device, StageConfig
-from llmcycle.errors import DataError, LLMCycleError, ModelSourceError
+from llmcycle.core.config import Device, StageConfig
+from llmcycle.core.errors import DataError, LLMCycleError, ModelSourceError
 
 log = logging.getLogger("llmcycle")
 
@@ -186,7 +186,7 @@ def load_base(source: str) -> tuple[Any, Any]:
     """``(model, tokenizer)``: a one-output sequence classifier on the encoder ``source`` (new head)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from llmcycle.hub import hub_reachable
+    from llmcycle.core.hub import hub_reachable
     from llmcycle.models.builtins import quiet_transformers
     from llmcycle.models.tokenizer import minilm_path
 

@@ -27,8 +27,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import Field, field_validator
 
-from llmcycle.config import Device, StageConfig
-from llmcycle.errors import ConfigError, LLMCycleError
+from llmcycle.core.config import Device, StageConfig
+from llmcycle.core.errors import ConfigError, LLMCycleError
 from llmcycle.evaluation._checks import check_positive_int, check_texts
 
 Score = Literal["response", "prompt_and_response"]

@@ -2,7 +2,7 @@
 
 ``load_data(source, **options)`` returns one ``datasets.Dataset`` per split (``train``,
 ``validation``, ``test``), each with its own columns plus ``input`` (str) and ``references``
-(list[str]). Options are the fields of ``llmcycle.config.DataConfig``. Importing this package is
+(list[str]). Options are the fields of ``llmcycle.core.config.DataConfig``. Importing this package is
 cheap: ``datasets`` and ``pyarrow`` are imported only when data is loaded.
 
 Modules: ``sources`` (what a source string means, split names, builtin registry), ``readers``

@@ -18,11 +18,11 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from llmcycle.config import DataConfig
+from llmcycle.core.config import DataConfig
 from llmcycle.data.readers import RawSplit, read_bytes
 from llmcycle.data.rows import build_dataset, check_rows, hub_rows, resolve_columns, sample_indices
 from llmcycle.data.sources import HubSource, SplitFile, canonical_split, resolve_source, split_key, split_rank
-from llmcycle.errors import DataError
+from llmcycle.core.errors import DataError
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -55,7 +55,7 @@ def load_data(source: str | os.PathLike[str], *, report: LoadReport | None = Non
             names contain train / dev / validation / valid / val / test; or a hub id
             (``knkarthick/dialogsum``) fetched with ``datasets.load_dataset``.
         report: a ``LoadReport`` to fill in (rows read, bad rows skipped, rows returned per split).
-        **options: any field of ``llmcycle.config.DataConfig`` (input_column, reference_columns,
+        **options: any field of ``llmcycle.core.config.DataConfig`` (input_column, reference_columns,
             split, split_name, n, every_k, seed, on_bad_rows, require_references, revision);
             unknown names and invalid values raise ``ConfigError`` naming the option.
 
@@ -161,7 +161,7 @@ def _read_hub(hub: HubSource, cfg: DataConfig) -> dict[str, RawSplit]:
     """Fetch ``hub.repo_id`` with the real ``datasets.load_dataset``; failures become one sentence."""
     import datasets
 
-    from llmcycle.hub import offline_unless_reachable
+    from llmcycle.core.hub import offline_unless_reachable
 
     try:
         with offline_unless_reachable():  # offline: the local cache or a quick clear error, not 25 s of retries

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from llmcycle.errors import DataError
+from llmcycle.core.errors import DataError
 
 KINDS = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 """File suffix -> reader kind; the file types ``load_data`` reads."""

@@ -16,12 +16,12 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from llmcycle.data.readers import RawSplit, Row, type_name
-from llmcycle.errors import DataError
+from llmcycle.core.errors import DataError
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from llmcycle.config import DataConfig
+    from llmcycle.core.config import DataConfig
 
 NEW_COLUMNS = ("input", "references")
 _MISSING = object()

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from llmcycle.data.readers import KINDS
-from llmcycle.errors import DataError
+from llmcycle.core.errors import DataError
 
 SPLIT_WORDS: dict[str, str] = {
     "train": "train",

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 
 
 def positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> float:

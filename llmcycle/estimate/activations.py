@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.estimate.arch import ArchSpec, StackSpec
 
 AttentionImpl = Literal["auto", "eager", "sdpa", "flash"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 
 Kind = Literal["seq2seq", "causal", "encoder"]
 Norm = Literal["layernorm", "rmsnorm", "rmsnorm_t5"]

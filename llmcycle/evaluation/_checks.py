@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 
 
 def check_texts(texts: Any, name: str = "predictions", allow_empty: bool = False) -> list[str]:

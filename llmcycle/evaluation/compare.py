@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 
 PER_EXAMPLE = ("rouge1", "rouge2", "rougeL", "rougeLsum", "toxicity", "length_words")
 METRIC_NAMES = ("rouge", "bleu", "chrf", "toxicity", "length")
@@ -108,7 +108,7 @@ def compare(models: Sequence[ModelScores], baseline: str | None = None, n_resamp
 def comparison_markdown(rows: Sequence[ComparisonRow], baseline: str) -> str:
     """Two Markdown tables, one row per model: values with 95% CIs, then improvements over the
     baseline in points with the paired test's p-value."""
-    from llmcycle.lifecycle.report import md_table
+    from llmcycle.report.markdown import md_table
 
     models = list(dict.fromkeys(r.model for r in rows))
     metrics = list(dict.fromkeys(r.metric for r in rows))

@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 from pydantic import Field, field_validator
 
-from llmcycle.config import StageConfig
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.config import StageConfig
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.evaluation.compare import (
     METRIC_NAMES,
     ComparisonRow,
@@ -96,10 +96,11 @@ def evaluate_models(cfg: EvaluateConfig, rows: Any, out_dir: str | Path,
                     preloaded: dict[str, Any] | None = None) -> EvaluationResult:
     """Evaluate ``cfg.models`` on ``rows`` (a datasets.Dataset with ``input`` and ``references``).
 
-    ``preloaded`` maps a model spec (as written in ``cfg.models``) to an already loaded model,
-    which is used instead of loading it again (the recipe runner passes its model).
+    ``preloaded`` maps a model spec (as written in ``cfg.models``) to an already loaded model, or to
+    a function that loads it, used instead of ``load_model(spec)`` (the evaluate stage passes the
+    models the recipe handed on, loaded with the recipe's dtype and device).
     """
-    from llmcycle.lifecycle.rundir import atomic_write_json, atomic_write_jsonl
+    from llmcycle.core.files import atomic_write_json, atomic_write_jsonl
 
     say = progress or (lambda msg: None)
     specs = [parse_model_spec(s) for s in cfg.models]
@@ -136,6 +137,8 @@ def _generate(spec: ModelSpec, rows: Any, cfg: EvaluateConfig, loaded: Any = Non
     from llmcycle.generation import generate
     from llmcycle.models import load_model
 
+    if callable(loaded):
+        loaded = loaded()
     loaded = loaded if loaded is not None else load_model(spec.source, adapter=spec.adapter)
     try:
         batch = _prompts(rows, cfg.template, loaded.tokenizer)
@@ -153,8 +156,8 @@ def _slug(name: str) -> str:
 
 def _section(scores: list[ModelScores], rows: list[ComparisonRow], baseline: str, data: Any,
              prompts: list[str], refs: list[list[str]], cfg: EvaluateConfig, out: Path) -> str:
-    from llmcycle.lifecycle.charts import bar_chart, histogram
-    from llmcycle.lifecycle.report import md_table
+    from llmcycle.report.charts import bar_chart, histogram
+    from llmcycle.report.markdown import md_table
 
     rel = out.name
     parts = [f"## Evaluation: {len(prompts)} examples, template `{cfg.template}`, baseline `{baseline}`\n",

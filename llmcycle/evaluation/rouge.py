@@ -26,7 +26,7 @@ import re
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple, Sequence
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.evaluation._checks import check_choice, check_positive_int, check_references, check_texts
 
 ROUGE_TYPES: tuple[str, ...] = ("rouge1", "rouge2", "rougeL", "rougeLsum")

@@ -22,7 +22,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.evaluation._checks import check_choice, check_positive_int
 
 _CHUNK = 2_000_000  # resample indices drawn per chunk: bounds memory at ~16 MB whatever the data size

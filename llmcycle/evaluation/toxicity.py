@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.evaluation._checks import check_positive_int, check_texts
 
 DEFAULT_TOXICITY_SCORER = "profanity-check"

@@ -28,7 +28,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Sequence
 
-from llmcycle.errors import DataError, LLMCycleError
+from llmcycle.core.errors import DataError, LLMCycleError
 from llmcycle.generation.settings import GenerationSettings
 from llmcycle.models.loader import LoadedModel
 
@@ -235,10 +235,13 @@ def _generate_batch(loaded: LoadedModel, texts: list[str], indices: list[int], s
         kwargs.update(do_sample=False, num_return_sequences=1)
     decode = _decoder(tok)
     criteria = [StopOnStrings(settings.stop, decode, prompt_len)] if settings.stop else []
+    # peft's generate for prompt tuning deep-copies its keyword arguments: our processors (seeded generators),
+    # criteria and the streamer (a queue feeding a response) must stay the very objects we hold
+    shared = _shared_types(LogitsProcessorList, StoppingCriteriaList)
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=mask, pad_token_id=tok.pad_token_id,
-                             logits_processor=LogitsProcessorList(processors),
-                             stopping_criteria=StoppingCriteriaList(criteria), streamer=streamer,
+                             logits_processor=shared[0](processors), stopping_criteria=shared[1](criteria),
+                             streamer=_SharedStreamer(streamer) if streamer is not None else None,
                              **kwargs)  # (B*n, prompt_len + T)
     rows = out[:, prompt_len:].tolist()
     eos = eos_token_ids(model, tok)
@@ -299,3 +302,30 @@ class _progress_bar:
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+class _SharedStreamer:
+    """A streamer that a deep copy leaves as it is (it forwards ``put``/``end`` to the one it wraps)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def put(self, value: Any) -> None:
+        self.inner.put(value)
+
+    def end(self) -> None:
+        self.inner.end()
+
+    def __deepcopy__(self, memo: dict) -> _SharedStreamer:
+        return self
+
+
+_SHARED: dict[type, type] = {}
+
+
+def _shared_types(*bases: type) -> list[type]:
+    """Subclasses of ``bases`` (transformers' processor and criteria lists) that a deep copy leaves as they are."""
+    for base in bases:
+        if base not in _SHARED:
+            _SHARED[base] = type(f"Shared{base.__name__}", (base,), {"__deepcopy__": lambda self, memo: self})
+    return [_SHARED[b] for b in bases]

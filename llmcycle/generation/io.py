@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from llmcycle.errors import DataError
+from llmcycle.core.errors import DataError
 from llmcycle.generation.engine import GenerationResult
 
 

@@ -20,8 +20,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from llmcycle.config import StageConfig
-from llmcycle.errors import ConfigError
+from llmcycle.core.config import StageConfig
+from llmcycle.core.errors import ConfigError
 from llmcycle.generation.presets import PRESETS
 
 
@@ -132,6 +132,12 @@ class GenerationSettings(StageConfig):
         except ValidationError:
             self.__dict__.update(before)
             raise
+
+    def non_default_fields(self, allowed: set[str]) -> list[str]:
+        """Fields set to something other than their default that are not in ``allowed`` (a stage that can
+        honour only some decoding knobs refuses the others, naming them)."""
+        return [name for name, f in type(self).model_fields.items() if name not in allowed and name != "preset"
+                and getattr(self, name) != (f.default_factory() if f.default_factory else f.default)]
 
     # ---- construction helpers ------------------------------------------------------------------
 

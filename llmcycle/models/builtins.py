@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from llmcycle.errors import ModelSourceError
+from llmcycle.core.errors import ModelSourceError
 
 log = logging.getLogger("llmcycle")
 
@@ -131,6 +131,7 @@ def _tiny(config_cls_name: str, model_cls_name: str, **cfg: Any) -> Callable[[An
             model = getattr(transformers, model_cls_name)(config)
         return model.eval()
 
+    build.config = (config_cls_name, cfg)  # type: ignore[attr-defined]  # builtin_config reads it
     return build
 
 
@@ -155,6 +156,24 @@ BUILTINS: dict[str, Builtin] = {
                       max_position_embeddings=512)),
     ]
 }
+
+
+def builtin_config(name: str) -> Any:
+    """The transformers config a builtin model has, made without building or loading any weights."""
+    import transformers
+
+    from llmcycle.models.tokenizer import minilm_path, offline_tokenizer, special_ids
+
+    spec = get_builtin(name)
+    tokenizer = offline_tokenizer(spec.kind)
+    if spec.name == "minilm-seq2seq":
+        path = minilm_path()
+        encoder = transformers.AutoConfig.from_pretrained(path, vocab_size=len(tokenizer))
+        decoder = transformers.AutoConfig.from_pretrained(path, vocab_size=len(tokenizer), is_decoder=True,
+                                                          add_cross_attention=True)
+        return transformers.EncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    config_cls, kwargs = spec.build.config  # type: ignore[attr-defined]
+    return getattr(transformers, config_cls)(vocab_size=len(tokenizer), **special_ids(tokenizer), **kwargs)
 
 
 def get_builtin(name: str) -> Builtin:

@@ -145,7 +145,7 @@ def load_tokenizer(source: str) -> Any:
     """The tokenizer of ``source`` alone (no weights): builtins use the offline tokenizer."""
     from pathlib import Path
 
-    from llmcycle.errors import ModelSourceError
+    from llmcycle.core.errors import ModelSourceError
     from llmcycle.models.loader import _hub_error, hub_reachable
 
     if source.startswith("builtin:"):
@@ -166,19 +166,23 @@ def load_tokenizer(source: str) -> Any:
         raise _hub_error(source, "the tokenizer of") from None
 
 
-def model_config(source: str) -> Any:
+def model_config(source: str, weights_free: bool = False) -> Any:
     """The transformers config of ``source`` without loading weights where possible.
 
-    Builtins are built (seconds); bundled hub ids use the shipped config; local directories read
-    their config.json; other hub ids ask the hub.
+    Builtins are built (seconds), or with ``weights_free`` their config alone is made; bundled hub ids
+    use the shipped config; local directories read their config.json; other hub ids ask the hub.
     """
     from pathlib import Path
 
-    from llmcycle.errors import ModelSourceError
+    from llmcycle.core.errors import ModelSourceError
     from llmcycle.models.architectures import bundled_config
     from llmcycle.models.loader import _hub_config, hub_reachable
 
     if source.startswith("builtin:"):
+        if weights_free:
+            from llmcycle.models.builtins import builtin_config
+
+            return builtin_config(source)
         return load_model(source).model.config
     if Path(source).is_dir():
         from transformers import AutoConfig
@@ -191,8 +195,9 @@ def model_config(source: str) -> Any:
     return config if config is not None else _hub_config(source, None, hub_reachable())
 
 
-def arch_spec(source: str) -> Any:
-    """``llmcycle.estimate.ArchSpec`` of a model source (for memory estimates with a batch shape)."""
+def arch_spec(source: str, weights_free: bool = False) -> Any:
+    """``llmcycle.estimate.ArchSpec`` of a model source (for memory estimates with a batch shape); with
+    ``weights_free`` no weights are loaded or built (``llmcycle plan``)."""
     from llmcycle.estimate import ArchSpec
 
-    return ArchSpec.from_config(model_config(source))
+    return ArchSpec.from_config(model_config(source, weights_free=weights_free))

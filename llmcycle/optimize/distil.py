@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from llmcycle.optimize.config import DistilOptions
-from llmcycle.optimize.quantize import OptimizeError
+from llmcycle.core.errors import OptimizeError
 
 log = logging.getLogger("llmcycle")
 
@@ -82,7 +82,7 @@ def make_student(teacher: Any, opts: DistilOptions) -> tuple[Any, list[int]]:
     import copy
 
     from llmcycle.models.builtins import seeded
-    from llmcycle.tuning.adapters import is_peft
+    from llmcycle.models.adapters import is_peft
 
     if is_peft(teacher.model):
         raise OptimizeError("distil: merge the teacher's LoRA adapter first (method merge)")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llmcycle.optimize.config import MeasureOptions
-from llmcycle.optimize.quantize import is_int8, save_int8
+from llmcycle.models.quantized import is_int8, save_int8
 
 
 @dataclass
@@ -70,7 +70,7 @@ def count_params(model: Any) -> int:
 
 def save_variant(loaded: Any, path: str | Path) -> Path:
     """Save ``loaded`` so that ``llmcycle.models.load_model(path)`` (or the adapter loader) reads it back."""
-    from llmcycle.tuning.adapters import is_peft, save_adapter
+    from llmcycle.models.adapters import is_peft, save_adapter
 
     path = Path(path)
     if is_int8(loaded.model):
@@ -92,7 +92,7 @@ def size_on_disk_mb(loaded: Any, saved: str | Path | None = None) -> float:
 
     A model with an unmerged LoRA adapter counts its base and its adapter (what deploying it needs).
     """
-    from llmcycle.tuning.adapters import is_peft
+    from llmcycle.models.adapters import is_peft
 
     if saved is not None and not is_peft(loaded.model):
         return dir_mb(saved)

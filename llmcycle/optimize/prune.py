@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from llmcycle.optimize.config import PruneOptions
-from llmcycle.optimize.quantize import OptimizeError
+from llmcycle.core.errors import OptimizeError
 
 
 @dataclass
@@ -76,7 +76,7 @@ def prune_model(loaded: Any, opts: PruneOptions) -> tuple[Any, Sparsity]:
     import torch
     from torch.nn.utils import prune
 
-    from llmcycle.tuning.adapters import is_peft
+    from llmcycle.models.adapters import is_peft
 
     if is_peft(loaded.model):
         raise OptimizeError("prune: merge the LoRA adapter first (method merge); pruning would touch only the base")

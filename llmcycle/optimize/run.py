@@ -10,7 +10,8 @@ What it writes under ``out_dir``::
 
 Re-running into the same directory reuses every measurement whose config is unchanged (a
 distillation interrupted mid-way resumes from its checkpoint). A model with an unmerged LoRA
-adapter is the baseline as it is; every method but ``merge`` starts from it merged.
+adapter is the baseline as it is; every method but ``merge`` starts from it merged. A method with
+nothing to do (``merge`` on a model without a LoRA adapter) is recorded as skipped, with its reason.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from llmcycle.lifecycle.rundir import atomic_write_json, config_hash
+from llmcycle.core.files import atomic_write_json, config_hash
 from llmcycle.optimize.config import OptimizeConfig
 from llmcycle.optimize.measure import Measurement, compare, measure, remove_tree, save_variant
-from llmcycle.optimize.quantize import OptimizeError
+from llmcycle.core.errors import OptimizeError
 
 log = logging.getLogger("llmcycle")
 
@@ -37,10 +38,11 @@ class OptimizeResult:
     variants: dict[str, Measurement]
     changes: dict[str, dict[str, Any]]
     out_dir: str
+    skipped: dict[str, str] = field(default_factory=dict)  # method -> why there was nothing to do
 
     def to_dict(self) -> dict[str, Any]:
         return {"baseline": self.baseline.to_dict(), "variants": {k: v.to_dict() for k, v in self.variants.items()},
-                "changes": self.changes, "out_dir": self.out_dir}
+                "changes": self.changes, "out_dir": self.out_dir, "skipped": self.skipped}
 
     def table(self) -> list[dict[str, Any]]:
         """One row per model (baseline first): the figures and the changes against the baseline."""
@@ -77,7 +79,7 @@ def _cached(path: Path, key: str) -> Measurement | None:
 
 
 def _bnb(plain: Any, bits: int, out: Path) -> Any:
-    from llmcycle.optimize.quantize import load_bnb
+    from llmcycle.models.quantized import load_bnb
 
     src = plain.source
     if not Path(src).is_dir() or (Path(src) / "adapter_config.json").is_file():
@@ -86,13 +88,26 @@ def _bnb(plain: Any, bits: int, out: Path) -> Any:
     return replace(plain, model=model, notes=[*plain.notes, f"bitsandbytes {bits}-bit"])
 
 
+def nothing_to_do(method: str, loaded: Any) -> str | None:
+    """Why ``method`` has nothing to do on ``loaded`` (None: it has work)."""
+    from llmcycle.models.adapters import is_peft
+
+    if method == "merge" and not is_peft(loaded.model):
+        return "the model has no LoRA adapter to merge (its weights are already whole)"
+    if method == "merge":
+        kinds = {str(c.peft_type).rsplit(".", 1)[-1] for c in loaded.model.peft_config.values()}
+        if kinds - {"LORA"}:
+            return f"a {', '.join(sorted(kinds)).lower()} adapter has no weights to merge (its tokens are inputs)"
+    return None
+
+
 def build_variant(method: str, base: Any, plain: Callable[[], Any], cfg: OptimizeConfig, out: Path,
                   train_data: Any) -> tuple[Any, dict[str, Any]]:
     """The ``method`` variant of the model and the details worth recording about it."""
     from llmcycle.optimize.distil import distil
     from llmcycle.optimize.prune import prune_model
     from llmcycle.optimize.quantize import cast, quantize_int8
-    from llmcycle.tuning.adapters import is_peft, merge_adapter
+    from llmcycle.models.adapters import is_peft, merge_adapter
 
     if method in ("fp16", "bf16"):
         return cast(plain(), method), {}
@@ -159,7 +174,7 @@ def run_optimize(loaded: Any, rows: Any, cfg: OptimizeConfig | dict[str, Any], o
             one machine state; the builds are reused).
     """
     from llmcycle.prompts import build_prompts
-    from llmcycle.tuning.adapters import is_peft, merge_adapter
+    from llmcycle.models.adapters import is_peft, merge_adapter
 
     cfg = cfg if isinstance(cfg, OptimizeConfig) else OptimizeConfig.from_dict(dict(cfg), where="optimize")
     say = progress or (lambda msg: log.info(msg))
@@ -190,7 +205,13 @@ def run_optimize(loaded: Any, rows: Any, cfg: OptimizeConfig | dict[str, Any], o
 
     variants: dict[str, Measurement] = {}
     changes: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
     for method in cfg.methods:
+        why = nothing_to_do(method, loaded)
+        if why is not None:
+            say(f"optimize: {method} skipped: {why}")
+            skipped[method] = why
+            continue
         folder = out / method
         mkey = config_hash(_method_config(cfg, method) | {"model": loaded.source})
         found = _cached(folder / "measure.json", mkey)
@@ -226,29 +247,6 @@ def run_optimize(loaded: Any, rows: Any, cfg: OptimizeConfig | dict[str, Any], o
             del variant
         variants[method] = found
         changes[method] = compare(baseline, found)
-    result = OptimizeResult(baseline, variants, changes, str(out))
+    result = OptimizeResult(baseline, variants, changes, str(out), skipped)
     atomic_write_json(out / "optimize_result.json", result.to_dict() | {"table": result.table()})
     return result
-
-
-def optimize_section(result: OptimizeResult, rel: str) -> str:
-    """Markdown for the run report: the measurement table and what each variant is."""
-    head = ("| model | params | size MB | size ratio | tokens/s | speed-up | latency ms | ROUGE-1 | ROUGE-1 drop "
-            "(points) | ROUGE-2 | ROUGE-L |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    lines = [head]
-    for row in result.table():
-        lines.append("| {model} | {params:,} | {size_mb} | {ratio} | {tokens_per_s} | {speed} | {lat} | {rouge1:.3f} | "
-                     "{drop} | {rouge2:.3f} | {rougeL:.3f} |".format(
-                         **row, ratio=row.get("size_ratio", 1.0), speed=row.get("speedup", 1.0),
-                         lat=row["latency_ms"] if row["latency_ms"] is not None else "-",
-                         drop=row.get("rouge1_drop", 0.0)))
-    notes = []
-    for name, m in result.variants.items():
-        d = {k: v for k, v in m.details.items() if k != "build_s"}
-        if d:
-            notes.append(f"- **{name}**: " + ", ".join(f"{k} {v}" for k, v in d.items()))
-    b = result.baseline
-    return (f"## Deployment optimisation\n\nEvery variant generated for the same {b.n} inputs with the same "
-            f"settings; speed-up = baseline seconds / variant seconds on the whole set; size = bytes on disk. "
-            f"Variants are saved under `{rel}/<method>/model`.\n\n" + "\n".join(lines)
-            + ("\n\n" + "\n".join(notes) if notes else "") + "\n")

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Literal, Mapping
 
 from pydantic import Field, NonNegativeInt, model_validator
 
-from llmcycle.config import StageConfig
+from llmcycle.core.config import StageConfig
 from llmcycle.prompts.builder import PromptBatch, build_prompts
 from llmcycle.prompts.registry import get_template, load_templates
 from llmcycle.prompts.shots import FirstShots, IndexShots, NearestShots, Pool, RandomShots, ShotSelector

@@ -98,7 +98,7 @@ def load_templates(path: str | Path, register: bool = False, replace: bool = Fal
 
 
 def _read_entries(path: Path) -> list[Any]:
-    from llmcycle.config import read_yaml
+    from llmcycle.core.config import read_yaml
 
     data = read_yaml(path, PromptError)
     if isinstance(data, dict) and set(data) == {"templates"}:

@@ -20,7 +20,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 
 INPUT_ALIASES = ("dialogue", "text", "input")
 TARGET_ALIASES = ("summary", "target")

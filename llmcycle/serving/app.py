@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.serving.config import ServeConfig
 from llmcycle.serving.middleware import RequestGuard, RequestLog
 from llmcycle.serving.models import ServedModels

@@ -9,7 +9,7 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from llmcycle.config import Device, Dtype, StageConfig
+from llmcycle.core.config import Device, Dtype, StageConfig
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/\-]*$")
 
@@ -91,7 +91,7 @@ class ServeConfig(StageConfig):
 
 def parse_adapter_options(options: list[str]) -> dict[str, str]:
     """``["summarise=runs/x/adapter", ...]`` -> ``{"summarise": "runs/x/adapter"}`` (CLI ``--adapter NAME=DIR``)."""
-    from llmcycle.errors import ConfigError
+    from llmcycle.core.errors import ConfigError
 
     out: dict[str, str] = {}
     for option in options:

@@ -1,6 +1,6 @@
 """The served models: one base model, LoRA adapters on it, each reachable by a served name.
 
-Every adapter is loaded once onto the same PEFT model (``llmcycle.tuning.adapters``:
+Every adapter is loaded once onto the same PEFT model (``llmcycle.models.adapters``:
 ``load_adapter`` for the first, ``switch_adapter`` for the others); a generate call activates the
 adapter its requests named (``set_adapter``), or runs the bare base inside ``disable_adapter()``.
 Only the scheduler's single model thread calls ``generate``, so the active adapter never changes
@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from llmcycle.errors import LLMCycleError, ModelSourceError
+from llmcycle.core.errors import LLMCycleError, ModelSourceError
 from llmcycle.serving.config import ServeConfig
 
 log = logging.getLogger("llmcycle.serving")
@@ -42,7 +42,7 @@ class ServedModels:
     def load(cls, config: ServeConfig, loaded: Any = None) -> "ServedModels":
         """Load ``config.model`` (or take ``loaded``) and attach ``config.adapters`` under their names."""
         from llmcycle.models import load_model
-        from llmcycle.tuning.adapters import is_peft, load_adapter, switch_adapter
+        from llmcycle.models.adapters import is_peft, load_adapter, switch_adapter
 
         if loaded is None:
             loaded = load_model(config.model, device=config.device, dtype=config.dtype)
@@ -114,7 +114,7 @@ class ServedModels:
     @contextmanager
     def _active(self, name: str) -> Iterator[None]:
         """Activate the adapter ``name`` routes to (or disable adapters for the bare base)."""
-        from llmcycle.tuning.adapters import is_peft
+        from llmcycle.models.adapters import is_peft
 
         model, adapter = self.loaded.model, self.routes[name]
         if not is_peft(model):

@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.serving.config import ServeConfig
 
 log = logging.getLogger("llmcycle.serving")

@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any, AsyncIterator
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.serving.config import ServeConfig
 from llmcycle.serving.models import ServedModels
 from llmcycle.serving.protocol import APIError, ChatRequest, CompletionRequest, generation_settings

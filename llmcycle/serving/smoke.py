@@ -18,10 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from llmcycle.config import StageConfig
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.config import StageConfig
+from llmcycle.core.errors import LLMCycleError
+from llmcycle.generation.settings import GenerationSettings
+
+HTTP_FIELDS = {"max_new_tokens", "stop", "frequency_penalty", "presence_penalty", "repetition_penalty"}
 
 
 class SmokeConfig(StageConfig):
@@ -29,10 +32,37 @@ class SmokeConfig(StageConfig):
 
     requests: int = Field(8, ge=1, description="Greedy completions sent (the first rows of the data split).")
     clients: int = Field(4, ge=1, description="Concurrent clients sending them.")
-    max_tokens: int = Field(32, ge=1, description="max_tokens of every request.")
+    generation: GenerationSettings = Field(
+        default_factory=lambda: GenerationSettings(max_new_tokens=32),
+        description="Decoding of every request (greedy: served outputs are compared with offline generation); "
+        "only what an OpenAI request can carry: max_new_tokens (max_tokens), stop, frequency_penalty, "
+        "presence_penalty, repetition_penalty.")
     max_batch_size: int = Field(8, ge=1, description="Server: most requests per batched generate call.")
     max_wait_ms: float = Field(50.0, ge=0, description="Server: how long a batch that is not full waits for more.")
     template: str = Field("none", description="Prompt template applied to each row (llmcycle.prompts).")
+
+    @field_validator("generation")
+    @classmethod
+    def _over_http(cls, value: GenerationSettings) -> GenerationSettings:
+        if value.do_sample:
+            raise ValueError("do_sample: the smoke test decodes greedily, so that served outputs can be compared "
+                             "with offline generation")
+        bad = value.non_default_fields(allowed=HTTP_FIELDS)
+        if bad:
+            raise ValueError(f"{bad[0]}: an OpenAI request cannot carry it; the smoke test takes "
+                             f"{', '.join(sorted(HTTP_FIELDS))}")
+        return value
+
+    def request_fields(self) -> dict[str, Any]:
+        """The OpenAI request fields that ask the server for ``generation``."""
+        g = self.generation
+        body: dict[str, Any] = {"temperature": 0, "max_tokens": g.max_new_tokens}
+        if g.stop:
+            body["stop"] = g.stop
+        for name in ("frequency_penalty", "presence_penalty", "repetition_penalty"):
+            if getattr(g, name) != GenerationSettings.model_fields[name].default:
+                body[name] = getattr(g, name)
+        return body
 
 
 @dataclass
@@ -72,8 +102,8 @@ def smoke_test(loaded: Any, prompts: list[str], cfg: SmokeConfig | dict[str, Any
     """Run the smoke test (see the module docstring); writes ``serve_smoke.json`` under ``out_dir``."""
     import httpx
 
-    from llmcycle.generation import GenerationSettings, generate
-    from llmcycle.lifecycle.rundir import atomic_write_json
+    from llmcycle.generation import generate
+    from llmcycle.core.files import atomic_write_json
     from llmcycle.serving.app import create_app
     from llmcycle.serving.config import ServeConfig
     from llmcycle.serving.server import BackgroundServer
@@ -82,7 +112,7 @@ def smoke_test(loaded: Any, prompts: list[str], cfg: SmokeConfig | dict[str, Any
     prompts = list(prompts)[: cfg.requests]
     if not prompts:
         raise LLMCycleError("serve: no prompts to send")
-    offline = generate(loaded, prompts, GenerationSettings(max_new_tokens=cfg.max_tokens), batch_size=1,
+    offline = generate(loaded, prompts, cfg.generation, batch_size=1,
                        truncate=True)
     app = create_app(ServeConfig(model=loaded.source, max_batch_size=cfg.max_batch_size,
                                  max_wait_ms=cfg.max_wait_ms, log_requests=False), loaded=loaded)
@@ -90,8 +120,7 @@ def smoke_test(loaded: Any, prompts: list[str], cfg: SmokeConfig | dict[str, Any
     with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=600) as client:
         def complete(prompt: str) -> tuple[int, float, str]:
             t = time.perf_counter()
-            r = client.post("/v1/completions", json={"model": "base", "prompt": prompt, "temperature": 0,
-                                                     "max_tokens": cfg.max_tokens})
+            r = client.post("/v1/completions", json={"model": "base", "prompt": prompt, **cfg.request_fields()})
             text = r.json()["choices"][0]["text"] if r.status_code == 200 else ""
             return r.status_code, (time.perf_counter() - t) * 1000, text
 
@@ -103,8 +132,8 @@ def smoke_test(loaded: Any, prompts: list[str], cfg: SmokeConfig | dict[str, Any
         chunks: list[str] = []
         first = next((i for i, o in enumerate(offline) if o), 0)  # a prompt with something to stream
         with client.stream("POST", "/v1/chat/completions", json={
-                "model": "base", "messages": [{"role": "user", "content": prompts[first]}], "temperature": 0,
-                "max_tokens": cfg.max_tokens, "stream": True}) as r:
+                "model": "base", "messages": [{"role": "user", "content": prompts[first]}], **cfg.request_fields(),
+                "stream": True}) as r:
             for line in r.iter_lines():
                 if line.startswith("data: ") and line != "data: [DONE]":
                     delta = json.loads(line[6:])["choices"][0]["delta"].get("content")
@@ -128,23 +157,5 @@ def smoke_test(loaded: Any, prompts: list[str], cfg: SmokeConfig | dict[str, Any
         batches=batches, examples=[{"prompt": p[:300], "served": a[2]} for p, a in zip(prompts[:3], answers)])
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     atomic_write_json(Path(out_dir) / "serve_smoke.json", result.to_dict() | {"passed": result.passed,
-                                                                              "config": cfg.model_dump()})
+                                                                              "config": cfg.model_dump(mode="json")})
     return result
-
-
-def smoke_section(result: SmokeResult, model: str) -> str:
-    """Markdown for the run report."""
-    verdict = "passed" if result.passed else "**FAILED**"
-    rows = [("requests (greedy completions)", f"{result.ok} ok of {result.requests}, {result.failed} failed"),
-            ("same text as offline one-at-a-time generation", f"{result.matches_offline} of {result.requests} (a "
-             "batch's padding can flip near-tied greedy choices)"),
-            ("throughput", f"{result.throughput_rps:.2f} requests/s"),
-            ("latency p50 / max", f"{result.p50_ms:.0f} ms / {result.max_ms:.0f} ms"),
-            ("batches formed (size x count)", ", ".join(f"{k} x {v}" for k, v in result.batches.items()) or "-"),
-            ("streamed chat completion", f"{result.stream_chunks} chunks, joins into the offline text: "
-                                         f"{'yes' if result.stream_matches else 'no'}"),
-            ("malformed requests", ", ".join(f"{k}: {v}" for k, v in result.bad_requests.items()))]
-    table = "| check | result |\n| --- | --- |\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
-    ex = "\n".join(f"- `{e['served'][:200]}`" for e in result.examples)
-    return (f"## Serving smoke test: {verdict}\n\n`{model}` behind the OpenAI-compatible server (`llmcycle serve`) "
-            f"on loopback, called over HTTP.\n\n{table}\n\nServed outputs:\n{ex}\n")

@@ -10,7 +10,7 @@
 Importing this package is cheap: torch, transformers and peft load when a function runs.
 """
 
-from llmcycle.tuning.adapters import (
+from llmcycle.models.adapters import (
     load_adapter,
     merge_adapter,
     save_adapter,
@@ -31,13 +31,7 @@ from llmcycle.tuning.data import (
     to_pairs,
     tokenize_pairs,
 )
-from llmcycle.tuning.methods import (
-    LORA_TARGETS,
-    METHODS,
-    Prepared,
-    apply_method,
-    count_parameters,
-)
+from llmcycle.tuning.methods import LORA_TARGETS, METHODS, Prepared, apply_method, count_parameters
 from llmcycle.tuning.train import TuneResult, check_precision, train
 
 __all__ = [

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from llmcycle.config import DataConfig, StageConfig
+from llmcycle.core.config import DataConfig, StageConfig
 
 Method = Literal["full", "lora", "qlora", "prompt_tuning", "selective"]
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from llmcycle.errors import DataError
+from llmcycle.core.errors import DataError
 
 IGNORE = -100
 

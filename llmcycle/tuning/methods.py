@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from llmcycle.errors import ConfigError, LLMCycleError
+from llmcycle.core.errors import ConfigError, LLMCycleError
+from llmcycle.models.adapters import tie_token_heads, word_embeddings
 from llmcycle.models.tokenizer import SPEAKER_TAGS
 
 # Auto LoRA targets per model family (``config.model_type``).
@@ -64,6 +65,12 @@ def count_parameters(model: Any) -> tuple[int, int]:
     return trainable, total
 
 
+def base_source(loaded: Any) -> str:
+    """What an adapter trained on ``loaded`` names as its base: the source that loads these weights again (an
+    earlier adapter's folder when that adapter was merged in), else the model's own source."""
+    return loaded.origin or loaded.source.split("+")[0]
+
+
 def new_modules(loaded: Any) -> list[str]:
     """Names (suffixes) of the freshly initialised modules of a warm-started model, if any."""
     return list(NEW_MODULES.get(loaded.source.split("+")[0], []))
@@ -73,85 +80,6 @@ def new_token_ids(loaded: Any) -> list[int]:
     """Vocabulary ids of the tokens a warm start added to its base vocabulary, if any."""
     tokens = NEW_TOKENS.get(loaded.source.split("+")[0], ())
     return [int(i) for i in loaded.tokenizer.convert_tokens_to_ids(list(tokens))] if tokens else []
-
-
-def word_embeddings(model: Any) -> dict[str, Any]:
-    """Full names of the model's token-embedding matrices (one per encoder / decoder when they are separate)."""
-    import torch
-
-    vocab = model.get_input_embeddings().num_embeddings
-    return {n: m for n, m in model.named_modules()
-            if isinstance(m, torch.nn.Embedding) and m.num_embeddings == vocab}
-
-
-def tie_token_heads(model: Any) -> int:
-    """Wrap every linear layer that shares its weight with a trainable-tokens embedding (an LM head tied to a
-    decoder's embeddings) in a trainable-tokens layer tied to that embedding's, for each adapter it lacks.
-
-    peft ties only the head tied to ``get_input_embeddings()``, which for an encoder-decoder built from two models
-    (``EncoderDecoderModel``) is the encoder's, not the decoder's that the LM head shares. Without this, the trained
-    rows would change what the decoder reads but not what it can write, and merging (which writes the rows into the
-    shared matrix) would change the head. Call it after ``get_peft_model`` and after loading an adapter. Returns
-    the number of (head, adapter) ties made.
-    """
-    import torch
-    from peft.utils.other import TrainableTokensWrapper, _set_trainable
-
-    base = model.get_base_model()
-    embeds = [m for m in base.modules() if isinstance(m, TrainableTokensWrapper)
-              and isinstance(m.token_adapter.base_layer, torch.nn.Embedding)]
-    heads: dict[str, tuple[Any, set[str]]] = {}  # name -> (linear layer, adapters it already has)
-    for name, module in base.named_modules():
-        if isinstance(module, TrainableTokensWrapper) and isinstance(module.token_adapter.base_layer, torch.nn.Linear):
-            heads[name] = (module.token_adapter.base_layer, set(module._adapters))
-        elif isinstance(module, torch.nn.Linear) and ".token_adapter." not in name:
-            heads[name] = (module, set())
-    tied = 0
-    for name, (linear, done) in heads.items():
-        for emb in embeds:
-            if linear.weight is not emb.token_adapter.base_layer.weight:
-                continue
-            for adapter, ids in emb.token_adapter.token_indices.items():
-                if adapter in done:
-                    continue
-                _set_trainable(base, adapter, module_names=[name], inference_mode=not model.training,
-                               strict_module_check=True, wrapper_cls=TrainableTokensWrapper, token_indices=ids,
-                               tied_adapter=emb.token_adapter, activate_adapter=adapter in emb.active_adapters)
-                tied += 1
-    if tied:
-        for module in base.modules():
-            if isinstance(module, TrainableTokensWrapper) and isinstance(module.token_adapter.base_layer,
-                                                                         torch.nn.Linear):
-                _keep_head_bias(module.token_adapter)
-    return tied
-
-
-def _adapter_path(layer: Any) -> bool:
-    """Whether a trainable-tokens layer's forward goes through its adapters (else peft runs the wrapped layer)."""
-    return not (layer.disable_adapters or not layer.active_adapters or layer.merged)
-
-
-def _head_bias_hook(layer: Any, args: Any, output: Any) -> Any:
-    return output + layer.base_layer.bias.to(output.dtype) if _adapter_path(layer) else output
-
-
-def _keep_head_bias(layer: Any) -> None:
-    """peft's trainable-tokens forward for a Linear head omits the head's bias (huggingface/peft#3649, fixed by
-    an open pull request): add it back, but only where this peft drops it (probed with a zero input), once."""
-    import torch
-
-    bias = layer.base_layer.bias
-    if bias is None or not bool(bias.detach().abs().sum()) or getattr(layer, "_llmcycle_bias_hook", False):
-        return
-    if not _adapter_path(layer):
-        return  # probe only the adapter path
-    with torch.no_grad():
-        out = layer(torch.zeros(1, layer.base_layer.in_features, dtype=layer.base_layer.weight.dtype,
-                                device=layer.base_layer.weight.device))
-    if torch.allclose(out, bias.detach().to(out.dtype).unsqueeze(0)):
-        return  # this peft keeps the bias
-    layer.register_forward_hook(_head_bias_hook)
-    layer._llmcycle_bias_hook = True
 
 
 def lora_targets(loaded: Any, explicit: list[str] | None) -> list[str]:
@@ -212,7 +140,7 @@ def _lora(loaded: Any, cfg: Any) -> tuple[Any, list[str]]:
     model = get_peft_model(loaded.model, lcfg)
     if tokens:
         tie_token_heads(model)
-    model.peft_config["default"].base_model_name_or_path = loaded.source.split("+")[0]
+    model.peft_config["default"].base_model_name_or_path = base_source(loaded)
     return model, fresh
 
 
@@ -245,7 +173,7 @@ def _prompt_tuning(loaded: Any, cfg: Any) -> tuple[Any, list[str]]:
                 "num_attention_heads": enc.num_attention_heads}
     pcfg = PromptTuningConfig(task_type=_task_type(loaded), num_virtual_tokens=opts.n_virtual_tokens, **dims)
     model = get_peft_model(loaded.model, pcfg)
-    model.peft_config["default"].base_model_name_or_path = loaded.source.split("+")[0]
+    model.peft_config["default"].base_model_name_or_path = base_source(loaded)
     if opts.init_text:  # peft's TEXT init reloads the tokenizer from the hub: copy the embeddings ourselves
         ids = loaded.tokenizer(opts.init_text, add_special_tokens=False)["input_ids"]
         if not ids:

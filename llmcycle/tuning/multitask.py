@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmcycle.errors import ConfigError, DataError
+from llmcycle.core.errors import ConfigError, DataError
 
 
 @dataclass
@@ -207,7 +207,7 @@ def forgetting_check(make_model: Callable[[], Any], primary: Task, held_out: Tas
         out_dir: gets ``single_task/``, ``multitask/`` (tuning runs) and ``forgetting.json``.
         generate: also score ROUGE of generated outputs (slower).
     """
-    from llmcycle.lifecycle.rundir import atomic_write_json
+    from llmcycle.core.files import atomic_write_json
     from llmcycle.tuning.config import TuneConfig
     from llmcycle.tuning.train import train
 

@@ -1,35 +1,11 @@
-"""Report sections of fine-tuning: one run (the ``tune`` stage and command) and several methods side by side."""
+"""Fine-tuning runs side by side (``llmcycle tune-compare``); one run's section is the tune stage's own."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from llmcycle.lifecycle.report import md_table
-from llmcycle.tuning.train import TuneResult
-
-
-def tune_section(result: TuneResult, source: str, out_dir: Path, rel: str) -> str:
-    """Parameters trained, steps, time, losses, truncation and the loss curve."""
-    last_train = result.train_loss[-1][1] if result.train_loss else None
-    last_eval = result.eval_loss[-1][1] if result.eval_loss else None
-    rows = [["model", source], ["method", result.method],
-            ["trainable parameters", f"{result.trainable:,} of {result.total:,} ({result.pct:.2f}%)"],
-            ["optimizer steps", result.steps], ["training time", f"{result.seconds:.1f} s"],
-            ["last training loss", f"{last_train:.4f}" if last_train is not None else "-"],
-            ["last validation loss", f"{last_eval:.4f}" if last_eval is not None else "-"],
-            ["saved to", f"`{result.model_dir}`"]]
-    if result.resumed_from:
-        rows.append(["resumed from", f"`{result.resumed_from}`"])
-    if result.new_modules:
-        rows.append(["fresh modules trained fully", ", ".join(result.new_modules)])
-    from llmcycle.tuning.data import TruncationReport
-
-    rows.append(["truncation", TruncationReport(**result.truncation).summary()])
-    parts = [f"## Fine-tuning: {result.method}\n", md_table(["", "value"], rows)]
-    if (out_dir / "loss_curve.png").is_file():
-        parts.append(f"\n![loss curve]({rel}/loss_curve.png)\n")
-    return "\n".join(parts)
+from llmcycle.report.markdown import md_table
 
 
 def _dir_mb(path: Path) -> float | None:
@@ -39,17 +15,19 @@ def _dir_mb(path: Path) -> float | None:
 
 
 def load_tune_runs(folders: list[Path]) -> list[dict]:
-    """``tune_result.json`` of each folder (a tune folder, or a run directory holding ``tune/``)."""
-    from llmcycle.errors import LLMCycleError
+    """``tune_result.json`` of each folder: a tune stage folder (``NN-tune``), or a run directory, whose every
+    tune stage is taken (``llmcycle tune`` writes one, a recipe may have several)."""
+    from llmcycle.core.errors import LLMCycleError
 
     runs = []
     for folder in folders:
         folder = Path(folder)
-        path = next((p for p in (folder / "tune_result.json", folder / "tune" / "tune_result.json") if p.is_file()),
-                    None)
-        if path is None:
-            raise LLMCycleError(f"{folder}: no tune_result.json (pass tune run folders written by `llmcycle tune`)")
-        runs.append(json.loads(path.read_text(encoding="utf-8")) | {"folder": str(path.parent)})
+        found = [folder / "tune_result.json"] if (folder / "tune_result.json").is_file() else \
+            sorted(folder.glob("[0-9][0-9]-tune/tune_result.json"))
+        if not found:
+            raise LLMCycleError(f"{folder}: no tune_result.json (pass run directories written by `llmcycle tune` "
+                                "or a recipe with a tune stage, or their NN-tune folders)")
+        runs += [json.loads(p.read_text(encoding="utf-8")) | {"folder": str(p.parent)} for p in found]
     return runs
 
 
@@ -64,7 +42,7 @@ def methods_section(runs: list[dict], out_dir: Path, rel: str = ".",
         rel: how the report refers to ``out_dir``.
         quality: optional ``{label: {"rouge1": ..., ...}}`` added as columns.
     """
-    from llmcycle.lifecycle.charts import line_chart
+    from llmcycle.report.charts import line_chart
 
     labels = [r.get("label") or r["method"] for r in runs]
     if len(set(labels)) != len(labels):

@@ -5,7 +5,9 @@ scheduler, RNG states, data position): a killed run started again with the same 
 continues from its last checkpoint and ends with the weights an uninterrupted run would have
 (on a deterministic CPU). What it writes under ``out_dir``:
 
-    checkpoints/checkpoint-N/   Trainer checkpoints (the newest ``keep_checkpoints``)
+    tune_config.json            the config the run started with (a resume must match it)
+    checkpoints/checkpoint-N/   Trainer checkpoints (the newest ``keep_checkpoints``), each marked complete
+                                once written (the format and checks of ``llmcycle.core.checkpoint``)
     model/                      the final model, or only the adapter for lora / prompt_tuning; tokenizer
     tune_result.json            parameter counts, losses, truncation report, final metrics
     loss_curve.png              training (and validation) loss against step
@@ -13,7 +15,6 @@ continues from its last checkpoint and ends with the weights an uninterrupted ru
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import sys
@@ -24,8 +25,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmcycle.errors import ConfigError, DataError
-from llmcycle.lifecycle.rundir import atomic_write_json, changed_fields
+from llmcycle.core.checkpoint import check_same_run, last_checkpoint, mark_complete
+from llmcycle.core.errors import ConfigError, DataError
+from llmcycle.core.files import atomic_write_json
 from llmcycle.tuning.config import TuneConfig
 from llmcycle.tuning.data import PadCollator, build_dataset
 from llmcycle.tuning.methods import Prepared, apply_method
@@ -117,9 +119,6 @@ def early_stop_callback(patience: int) -> Any:
     return _EARLY_STOP(patience)
 
 
-COMPLETE = "llmcycle-checkpoint.complete"
-
-
 def _mark_complete_callback() -> Any:
     """Marks a checkpoint folder complete once the Trainer has written all of it (its writes are not atomic)."""
     from transformers import TrainerCallback
@@ -130,23 +129,9 @@ def _mark_complete_callback() -> Any:
                 return
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir():
-                atomic_write_json(folder / COMPLETE, {"step": state.global_step})
+                mark_complete(folder, state.global_step)
 
     return MarkComplete()
-
-
-def last_checkpoint(folder: Path) -> str | None:
-    """The newest complete checkpoint under ``folder``; half-written ones (a kill during a save) are removed."""
-    if not folder.is_dir():
-        return None
-    found = sorted((int(p.name.split("-")[1]), p) for p in folder.glob("checkpoint-*")
-                   if p.is_dir() and p.name.split("-")[1].isdigit())
-    for _, path in reversed(found):
-        if (path / COMPLETE).is_file():
-            return str(path)
-        log.warning("removing incomplete checkpoint %s (the run was killed while saving it)", path)
-        shutil.rmtree(path, ignore_errors=True)
-    return None
 
 
 def is_main_process() -> bool:
@@ -161,28 +146,12 @@ _METHOD_BLOCKS = {"lora": {"lora", "qlora"}, "prompt_tuning": {"prompt_tuning"},
 
 
 def _check_same_run(out: Path, cfg: TuneConfig, resume: bool) -> None:
-    """A run directory resumes only with the config it started with; ``resume=False`` starts over.
-
-    Every process checks; only the main one deletes or writes."""
-    saved = out / "tune_config.json"
+    """A run directory resumes only with the config it started with (option blocks its method never reads
+    may differ); ``resume=False`` starts over. Every process checks; only the main one deletes or writes."""
     mine = cfg.model_dump(mode="json")
-    if not resume:
-        if is_main_process():
-            shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        return _write_config(saved, mine)
-    if saved.is_file() and (out / "checkpoints").is_dir():
-        old = json.loads(saved.read_text(encoding="utf-8"))
-        unread = {k for k, methods in _METHOD_BLOCKS.items() if mine["method"] not in methods}
-        diff = changed_fields(old, mine, TuneConfig().model_dump(mode="json"), ignore=unread)
-        if diff:
-            raise ConfigError(f"{', '.join(diff)}: {out} holds checkpoints of a run with other values; use a new "
-                              "out_dir, the same config, or resume=False to start over")
-    _write_config(saved, mine)
-
-
-def _write_config(path: Path, data: dict[str, Any]) -> None:
-    if is_main_process():
-        atomic_write_json(path, data)
+    unread = {k for k, methods in _METHOD_BLOCKS.items() if mine["method"] not in methods}
+    check_same_run(out, "tune_config.json", mine, TuneConfig().model_dump(mode="json"), ignore=unread,
+                   resume=resume, what="run", main_process=is_main_process())
 
 
 def _optimizer(model: Any, cfg: TuneConfig, prepared: Prepared, decay_names: Sequence[str]) -> Any:
@@ -229,7 +198,7 @@ def save_final(model: Any, tokenizer: Any, target: Path) -> Path:
     """Save the model (or adapter) and tokenizer to ``target`` via a temporary folder and a rename."""
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    from llmcycle.tuning.adapters import is_peft
+    from llmcycle.models.adapters import is_peft
 
     # peft compares the embeddings with the base's hub config; builtin: sources have none, and
     # the vocabulary never changes here
@@ -302,6 +271,12 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
         eval_ds, _ = build_dataset(eval_rows, **shape)
     log.info("tune data: %d training rows; %s", len(train_ds), report.summary())
 
+    from llmcycle.models.adapters import is_peft, merge_adapter
+
+    if is_peft(loaded.model):  # an adapter trained before: train on top of its merged weights
+        merged = merge_adapter(loaded)  # refuses adapters that cannot merge (prompt tuning), naming them
+        log.info("tune: the %s adapter of %s was merged into its base before training", cfg.method, loaded.source)
+        loaded.model, loaded.source, loaded.notes = merged.model, merged.source, merged.notes
     prepared = apply_method(loaded, cfg)
     _check_same_run(out, cfg, resume)
     print(f"{cfg.method}: {prepared.summary()}")
@@ -318,7 +293,8 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
     trainer.remove_callback(PrinterCallback)  # raw log dicts on stdout; losses are kept in the result instead
     if cfg.lr_new_modules is not None and prepared.new_modules:
         trainer.optimizer = _optimizer(model, cfg, prepared, trainer.get_decay_parameter_names(model))
-    last = last_checkpoint(Path(args.output_dir))
+    found = last_checkpoint(Path(args.output_dir))
+    last = str(found) if found else None
     if last:
         log.info("resuming from %s", last)
     with warnings.catch_warnings():
@@ -336,6 +312,8 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
         metrics["train_loss"] = train_loss[-1][1]
     model.eval()
     loaded.model = model
+    if not is_peft(model):
+        loaded.origin = None  # its weights changed in memory: no source loads them (until saved)
     model_dir = out / "model"
     if trainer.is_world_process_zero():  # under DDP every process holds the same weights; one writes them
         save_final(model, tok, model_dir)
@@ -356,7 +334,7 @@ def _peak_rss_mb() -> float:
 
 
 def _write_outputs(out: Path, result: TuneResult, cfg: TuneConfig) -> None:
-    from llmcycle.lifecycle.charts import line_chart
+    from llmcycle.report.charts import line_chart
 
     atomic_write_json(out / "tune_result.json", result.to_dict() | {"config": cfg.model_dump(mode="json")})
     series = {"train": result.train_loss}

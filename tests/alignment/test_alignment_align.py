@@ -7,13 +7,14 @@ import json
 import pytest
 
 import llmcycle.alignment.ppo as ppo_module
-from llmcycle.alignment.align import AlignConfig, align_section, run_align
-from llmcycle.errors import ConfigError
+from llmcycle.alignment.align import AlignConfig, run_align
+from llmcycle.stages.align import align_section
+from llmcycle.core.errors import ConfigError
 
 CFG = {"seeds": [0, 1], "n_prompts": 8,
        "ppo": {"steps": 2, "batch_size": 4, "mini_batch_size": 2, "ppo_epochs": 1, "learning_rate": 1e-4,
                "save_every": 2, "generation": {"max_new_tokens": 6, "temperature": 0.5}},
-       "evaluation": {"n": 3, "samples": 2, "max_new_tokens": 6}}
+       "evaluation": {"n": 3, "samples": 2, "generation": {"do_sample": True, "max_new_tokens": 6}}}
 
 
 
@@ -63,7 +64,7 @@ def test_align_config_errors_name_the_field():
 
 def test_align_ppo_ptx_trains_on_the_train_rows_references(tmp_path, monkeypatch):
     from llmcycle.data import load_data
-    from llmcycle.errors import DataError
+    from llmcycle.core.errors import DataError
     from llmcycle.models import load_model
 
     data = load_data("builtin:dialogues", n=10)
@@ -86,8 +87,8 @@ def test_align_ppo_ptx_trains_on_the_train_rows_references(tmp_path, monkeypatch
 
 
 def test_recipe_tune_then_align_starts_from_the_tuned_model(tmp_path):
-    from llmcycle.lifecycle.recipe import Recipe
-    from llmcycle.lifecycle.runner import run_recipe
+    from llmcycle.recipe.recipe import Recipe
+    from llmcycle.recipe.runner import run_recipe
 
     recipe = Recipe.from_dict({
         "name": "a", "runs_dir": str(tmp_path / "runs"), "model": {"source": "builtin:tiny-t5"},
@@ -95,13 +96,13 @@ def test_recipe_tune_then_align_starts_from_the_tuned_model(tmp_path):
         "stages": [{"tune": {"method": "lora", "lora": {"r": 4}, "max_steps": 2, "batch_size": 2, "save_every": 2}},
                    {"align": CFG | {"seeds": [0]}}]})
     run = run_recipe(recipe)
-    result = json.loads(run.file("02-align", "align", "align_result.json").read_text())
+    result = json.loads(run.file("02-align", "align_result.json").read_text())
     assert [s["seed"] for s in result["seeds"]] == [0]
     report = run.file("report.md").read_text()
-    assert "## Alignment (PPO)" in report and "02-align/align/reward_by_seed.png" in report
+    assert "## Alignment (PPO)" in report and "02-align/reward_by_seed.png" in report
     # the PPO policy started from the tuned adapter: its saved model is an adapter on the builtin base
-    assert (run.file("02-align", "align", "seed-0", "model", "adapter_config.json")).is_file() or \
-        (run.file("02-align", "align", "seed-0", "model", "config.json")).is_file()
+    assert (run.file("02-align", "seed-0", "model", "adapter_config.json")).is_file() or \
+        (run.file("02-align", "seed-0", "model", "config.json")).is_file()
 
 
 def test_align_cli(tmp_path, monkeypatch, capsys):
@@ -110,10 +111,12 @@ def test_align_cli(tmp_path, monkeypatch, capsys):
     code, out, err = run_cli(monkeypatch, capsys, "align", "builtin:tiny-gpt2", "--steps", "2", "--n", "8",
                              "--set", "n_prompts=4", "--set", "ppo.batch_size=4", "--set", "ppo.mini_batch_size=2",
                              "--set", "ppo.generation.max_new_tokens=5", "--set", "evaluation.n=2",
-                             "--set", "evaluation.max_new_tokens=5", "--run-dir", str(tmp_path / "r"))
+                             "--set", "evaluation.generation.do_sample=true",
+                             "--set", "evaluation.generation.max_new_tokens=5", "--run-dir", str(tmp_path / "r"))
     assert code == 0, err
-    assert (tmp_path / "r" / "report.html").is_file() and "toxic rate before" in out
-    result = json.loads((tmp_path / "r" / "align" / "align_result.json").read_text())
+    words = " ".join(out.split())
+    assert (tmp_path / "r" / "report.html").is_file() and "before" in words and "toxic-output rate" in words
+    result = json.loads((tmp_path / "r" / "01-align" / "align_result.json").read_text())
     assert result["config"]["reward"]["source"] == "profanity" and result["seeds"][0]["steps"] == 2
     code, _, err = run_cli(monkeypatch, capsys, "align", "builtin:tiny-gpt2", "--reward", "vibes")
     assert code == 1 and "reward.source" in err
@@ -128,7 +131,7 @@ def test_align_with_dpo_on_a_pairs_file(tmp_path):
                                          "rejected": "they greet, what an idiot."}) + "\n" for i in range(8)))
     cfg = {"method": "dpo", "pairs": str(pairs), "seeds": [0],
            "dpo": {"max_steps": 2, "batch_size": 4, "method": "full", "learning_rate": 1e-3},
-           "evaluation": {"n": 2, "samples": 1, "max_new_tokens": 5}}
+           "evaluation": {"n": 2, "samples": 1, "generation": {"do_sample": True, "max_new_tokens": 5}}}
     result = run_align(lambda: load_model("builtin:tiny-gpt2"), load_data("builtin:dialogues", n=6), cfg, tmp_path)
     seed = result["seeds"][0]
     assert seed["method"] == "dpo" and seed["steps"] == 2 and seed["n_pairs"] == 8
@@ -140,8 +143,8 @@ def test_align_with_dpo_on_a_pairs_file(tmp_path):
 
 
 def test_recipe_hands_the_aligned_model_of_the_chosen_seed_to_later_stages(tmp_path):
-    from llmcycle.lifecycle.recipe import Recipe
-    from llmcycle.lifecycle.runner import run_recipe
+    from llmcycle.recipe.recipe import Recipe
+    from llmcycle.recipe.runner import run_recipe
 
     def make(align: dict) -> Recipe:
         return Recipe.from_dict({
@@ -153,8 +156,9 @@ def test_recipe_hands_the_aligned_model_of_the_chosen_seed_to_later_stages(tmp_p
 
     messages: list[str] = []
     run = run_recipe(make({"hand_on_seed": 1}), progress=messages.append)
-    chosen = run.file("02-align", "align", "seed-1", "model")
-    assert f"[02-align] later stages use the aligned model {chosen}" in messages
+    chosen = run.file("02-align", "seed-1", "model")
+    assert "[02-align] hands on aligned-ppo (weights, from 02-align)" in messages
+    assert json.loads(run.file("recipe.json").read_text())["stages"][1]["align"]["hand_on_seed"] == 1
     metrics = json.loads(run.file("03-evaluate", "metrics.json").read_text())
     assert set(metrics["models"]) == {"base", "tuned-full", "aligned-ppo"}
     # the evaluate stage's "aligned-ppo" outputs are those of seed 1's saved policy

@@ -16,7 +16,7 @@ from llmcycle.alignment.constitutional import (
 )
 from llmcycle.alignment.reward_model import PreferencePair, as_pairs
 from llmcycle.alignment.rewards import ProfanityReward
-from llmcycle.errors import ConfigError, DataError, LLMCycleError
+from llmcycle.core.errors import ConfigError, DataError, LLMCycleError
 
 PROMPTS = ["summarize: tom books the hotel room", "summarize: mary cancels the train tickets",
            "summarize: the manager reviews the project plan", "summarize: jack changes the rental car",

@@ -29,7 +29,7 @@ from llmcycle.alignment.dpo import (
     train_dpo,
 )
 from llmcycle.alignment.reward_model import PreferencePair
-from llmcycle.errors import ConfigError, DataError, LLMCycleError
+from llmcycle.core.errors import ConfigError, DataError, LLMCycleError
 
 PEOPLE = ["tom", "mary", "the manager", "jack", "the customer", "linda", "steven", "grandma"]
 ACTIONS = ["asks about", "books", "explains", "cancels", "reviews", "changes"]

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from llmcycle.alignment.evaluate import alignment_eval, comparison_rows, sequence_kl
-from llmcycle.errors import DataError
+from llmcycle.core.errors import DataError
+from llmcycle.generation import GenerationSettings
 
 PROMPTS = ["#Person1#: the order is late again.\n#Person2#: sorry about that.", "#Person1#: hello.\n#Person2#: hi."]
 REFS = [["the order is late."], ["they greet."]]
@@ -18,7 +19,8 @@ REFS = [["the order is late."], ["they greet."]]
 @pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-t5"])
 def test_kl_is_zero_against_itself_and_positive_against_a_changed_copy(name, load_builtin):
     loaded = load_builtin(name)
-    res = alignment_eval(loaded, PROMPTS, REFS, reference=loaded, samples=2, max_new_tokens=8, seed=3)
+    sampling = GenerationSettings(do_sample=True, max_new_tokens=8, seed=3)
+    res = alignment_eval(loaded, PROMPTS, REFS, reference=loaded, samples=2, generation=sampling)
     assert res["kl_to_reference"] == 0.0
     assert 0.0 <= res["toxic_rate"] <= 1.0 and 0.0 <= res["toxicity_mean"] <= 1.0
     assert {"rouge1", "rouge2", "rougeL", "greedy_toxic_rate", "response_tokens"} <= set(res)
@@ -28,7 +30,7 @@ def test_kl_is_zero_against_itself_and_positive_against_a_changed_copy(name, loa
     with torch.no_grad():
         for p in changed.model.parameters():
             p.add_(torch.randn_like(p) * 0.5)
-    again = alignment_eval(loaded, PROMPTS, REFS, reference=changed, samples=2, max_new_tokens=8, seed=3)
+    again = alignment_eval(loaded, PROMPTS, REFS, reference=changed, samples=2, generation=sampling)
     assert again["kl_to_reference"] > 0.01
     assert again["toxicity_mean"] == res["toxicity_mean"]  # same model, same seed: the same samples
 

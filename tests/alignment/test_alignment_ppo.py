@@ -22,7 +22,8 @@ from llmcycle.alignment.ppo_model import _forward
 from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, bernoulli_kl, full_kl, gae, kl_penalty,
                                         masked_mean,
                                         policy_loss, shaped_rewards, token_rewards, whiten)
-from llmcycle.errors import ConfigError, LLMCycleError
+from llmcycle.core.checkpoint import COMPLETE
+from llmcycle.core.errors import ConfigError, LLMCycleError
 
 PROMPTS = [f"tell me about item number {i} please" for i in range(32)]
 # rollout temperature per tiny model (see the module docstring)
@@ -271,7 +272,9 @@ def test_kl_loss_coef_pulls_a_drifted_policy_back_to_the_reference(fresh, method
     before = drift()
     stats = trainer.update(ro, step=1)
     assert before > 0.05 and stats["full_kl"] > 0
-    assert drift() < before / 2, (before, drift())
+    # the trend, with a margin: after / before measured over perturbation seeds 0-4 at 1 and 2 threads (AVX512
+    # machine, 2026-12-06) was 0.28-0.38 (full) and 0.42-0.51 (lora); other CPUs reduce in another order
+    assert drift() < 0.7 * before, (before, drift())
 
 
 def test_kl_loss_coef_off_keeps_no_distributions(fresh):
@@ -396,7 +399,7 @@ def test_interrupted_run_resumes_to_identical_weights(name, method, fresh, tmp_p
     straight = train_ppo(fresh(name), PROMPTS, WordShare(word), cfg, tmp_path / "a")
     with pytest.raises(Kill):  # killed after step 3: the newest checkpoint is step 2
         train_ppo(fresh(name), PROMPTS, WordShare(word), cfg, tmp_path / "b", on_step=kill_at(3))
-    assert (tmp_path / "b" / "checkpoints" / "step-2" / "complete.json").is_file()
+    assert (tmp_path / "b" / "checkpoints" / "step-2" / COMPLETE).is_file()
     seen = []
     resumed = train_ppo(fresh(name), PROMPTS, WordShare(word), cfg, tmp_path / "b", on_step=seen.append)
     assert resumed.resumed_from.endswith("step-2") and [r["step"] for r in seen] == [3, 4, 5, 6]
@@ -525,6 +528,7 @@ def test_value_warmup_trains_only_the_value_head_at_its_own_rate(fresh, tmp_path
     ({"kl": {"estimator": "k2"}}, "kl.estimator"),
     ({"generation": {"min_new_tokens": 9, "max_new_tokens": 4}}, "generation.min_new_tokens"),
     ({"generation": {"do_sample": False, "temperature": 0.5}}, "generation.temperature"),
+    ({"generation": {"repetition_penalty": 1.2}}, "generation.repetition_penalty"),  # PPO could not score it
     ({"monitor": {"action": "panic"}}, "monitor.action"),
     ({"steps": 5, "value_warmup_steps": 5}, "value_warmup_steps"),
     ({"dense_rewards": True, "normalize_rewards": True}, "dense_rewards"),

@@ -20,7 +20,7 @@ from llmcycle.alignment.reward_model import (
     train_reward_model,
 )
 from llmcycle.alignment.rewards import CallableReward, TrainedRewardModel, make_reward
-from llmcycle.errors import ConfigError, DataError, LLMCycleError
+from llmcycle.core.errors import ConfigError, DataError, LLMCycleError
 
 # Neutral DialogSum-like summaries: training and held-out sentences share no subject, action or object.
 TRAIN_PEOPLE = ["Tom", "Mary", "The manager", "Jack", "The customer", "Linda"]

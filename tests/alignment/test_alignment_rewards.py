@@ -19,7 +19,7 @@ from llmcycle.alignment.rewards import (
     TrainedRewardModel,
     make_reward,
 )
-from llmcycle.errors import ConfigError, LLMCycleError
+from llmcycle.core.errors import ConfigError, LLMCycleError
 
 CLEAN = "The team agreed to move the meeting to Tuesday afternoon."
 INSULT = "Shut up, you stupid idiot, nobody cares about your meeting."

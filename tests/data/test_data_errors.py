@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llmcycle.data import LoadReport, load_data
-from llmcycle.errors import ConfigError, DataError
+from llmcycle.core.errors import ConfigError, DataError
 
 GOOD = {"fname": "a", "dialogue": "#Person1#: Hi.\n#Person2#: Hello.", "summary": "They greet."}
 

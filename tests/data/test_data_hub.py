@@ -10,7 +10,7 @@ import datasets
 import pytest
 
 from llmcycle.data import load_data
-from llmcycle.errors import DataError
+from llmcycle.core.errors import DataError
 
 OFFLINE_SENTENCE = (
     "cannot reach the Hugging Face hub to fetch dataset knkarthick/dialogsum (offline?); "
@@ -109,7 +109,7 @@ def test_unreachable_hub_uses_local_cache_only(monkeypatch) -> None:
     import datasets.config
     import huggingface_hub.constants as hub_constants
 
-    from llmcycle import hub
+    from llmcycle.core import hub
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llmcycle.data import LoadReport, load_data
-from llmcycle.errors import DataError
+from llmcycle.core.errors import DataError
 
 BUILTIN_SPLITS = ("train", "validation", "test")
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.estimate import (
     PF_DAY_FLOPS,
     chinchilla_tokens,

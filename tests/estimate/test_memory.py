@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.estimate import GB, ArchSpec, estimate_memory
 from llmcycle.estimate.arch import StackSpec
 

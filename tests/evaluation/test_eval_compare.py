@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from llmcycle.config import ConfigError
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.config import ConfigError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.evaluation import rouge
 from llmcycle.evaluation.compare import compare, score_outputs
 from llmcycle.evaluation.evaluate import EvaluateConfig, evaluate_models, parse_model_spec
@@ -65,7 +65,7 @@ def test_evaluate_config_errors_name_fields():
 
 def test_evaluate_two_builtins_end_to_end(tmp_path):
     from llmcycle.data import load_data
-    from llmcycle.lifecycle.report import render_html
+    from llmcycle.report.html import render_html
 
     rows = load_data("builtin:dialogues", split="test", n=4)["test"]
     cfg = EvaluateConfig.from_dict({"models": ["tiny=builtin:tiny-t5", "minilm=builtin:minilm-seq2seq"],
@@ -100,11 +100,12 @@ def test_evaluate_cli_two_builtins_writes_everything(tmp_path, monkeypatch, caps
         cli.main()
     assert done.value.code == 0
     run = next(tmp_path.glob("evaluate-*"))
-    assert {p.name for p in (run / "evaluate" / "predictions").iterdir()} == {"a.jsonl", "b.jsonl"}
-    metrics = json.loads((run / "evaluate" / "metrics.json").read_text())
+    assert {p.name for p in (run / "01-evaluate" / "predictions").iterdir()} == {"a.jsonl", "b.jsonl"}
+    metrics = json.loads((run / "01-evaluate" / "metrics.json").read_text())
     b_rouge = next(r for r in metrics["comparison"] if r["model"] == "b" and r["metric"] == "rouge1")
     assert b_rouge["delta_points"] is not None and b_rouge["ci_low"] is not None
     page = (run / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) == 3 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
-    assert "95% CI" in capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Evaluation: 3 examples" in out and "95% bootstrap intervals" in out  # the stage's section, printed

@@ -134,7 +134,7 @@ def test_choose_acc_and_acc_norm():
 
 
 def test_answer_as_index_letter_or_text():
-    from llmcycle.errors import DataError
+    from llmcycle.core.errors import DataError
     from llmcycle.evaluation.harness.items import parse_answer
 
     choices = ["red", "B", "blue "]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llmcycle.errors import ConfigError, DataError, LLMCycleError
+from llmcycle.core.errors import ConfigError, DataError, LLMCycleError
 from llmcycle.evaluation.harness import load_task, run_lm_eval, run_task
 from llmcycle.evaluation.harness.lm_eval_bridge import lm_eval_available
 

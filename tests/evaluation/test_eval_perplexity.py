@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.evaluation import causal_perplexity, perplexity, seq2seq_perplexity
 
 SHORT = "#Person1# asks about the price."

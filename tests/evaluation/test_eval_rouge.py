@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from rouge_score import rouge_scorer, scoring
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.evaluation import ROUGE_TYPES, rouge, rouge_per_example, split_sentences
 
 TYPES = ["rouge1", "rouge2", "rougeL", "rougeLsum"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.evaluation import (
     approximate_randomization_test,
     bootstrap_ci,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.evaluation import (
     accuracy,
     bleu,

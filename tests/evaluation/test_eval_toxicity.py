@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmcycle.errors import LLMCycleError, ModelSourceError
+from llmcycle.core.errors import LLMCycleError, ModelSourceError
 from llmcycle.evaluation import (
     TOXICITY_SCORERS,
     ClassifierScorer,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmcycle.errors import DataError, LLMCycleError
+from llmcycle.core.errors import DataError, LLMCycleError
 from llmcycle.generation import GenerationSettings, generate, generate_detailed
 
 FAMILIES = ["tiny-t5", "tiny-bart", "tiny-gpt2", "tiny-llama"]

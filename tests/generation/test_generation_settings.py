@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from llmcycle.errors import ConfigError
+from llmcycle.core.errors import ConfigError
 from llmcycle.generation import PRESETS, GenerationSettings
 
 
@@ -136,15 +136,16 @@ def test_settings_round_trip_through_a_dump():
 
 
 def test_recipe_generate_stage_takes_presets_and_new_fields():
-    from llmcycle.lifecycle.recipe import GenerateStage, Recipe
+    from llmcycle.recipe.recipe import Recipe
+    from llmcycle.stages.generate import GenerateStage
 
-    rec = Recipe.from_dict({"model": {"source": "builtin:tiny-t5"}, "stages": [{"generate": {"preset": "creative", "stop": "###", "n_examples": 2,
-                                                     "frequency_penalty": 0.5}}]})
+    rec = Recipe.from_dict({"model": {"source": "builtin:tiny-t5"}, "stages": [{"generate": {
+        "n_examples": 2, "generation": {"preset": "creative", "stop": "###", "frequency_penalty": 0.5}}}]})
     (kind, cfg), = rec.stage_configs()
     assert kind == "generate" and isinstance(cfg, GenerateStage)
-    assert cfg.do_sample and cfg.temperature == 0.9 and cfg.stop == ["###"] and cfg.frequency_penalty == 0.5
-    # the stage runner rebuilds plain settings from the stage config
-    settings = GenerationSettings(**cfg.model_dump(include=set(GenerationSettings.model_fields)))
-    assert settings.top_p == 0.95
-    with pytest.raises(ConfigError, match=r"stages\[0\]\.generate: temperature"):
-        Recipe.from_dict({"model": {}, "stages": [{"generate": {"temperature": 0.3}}]})
+    settings = cfg.generation  # the one settings type, nested as a block
+    assert isinstance(settings, GenerationSettings)
+    assert settings.do_sample and settings.temperature == 0.9 and settings.stop == ["###"]
+    assert settings.frequency_penalty == 0.5 and settings.top_p == 0.95
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.generate: generation\.temperature"):
+        Recipe.from_dict({"model": {}, "stages": [{"generate": {"generation": {"temperature": 0.3}}}]})

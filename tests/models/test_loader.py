@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llmcycle.errors import ModelSourceError
+from llmcycle.core.errors import ModelSourceError
 from llmcycle.models import load_model
 from llmcycle.models import loader as loader_mod
 

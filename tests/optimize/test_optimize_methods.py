@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llmcycle.errors import ConfigError
+from llmcycle.core.errors import ConfigError
 from llmcycle.optimize import OptimizeConfig, OptimizeError
 from llmcycle.optimize.config import DistilOptions, PruneOptions
 
@@ -25,7 +25,8 @@ def test_int8_quantises_linear_layers_and_embeddings_keeps_predictions_and_reloa
     from llmcycle.generation import generate
     from llmcycle.models import load_model
     from llmcycle.optimize.measure import count_params, size_on_disk_mb
-    from llmcycle.optimize.quantize import is_int8, quantize_int8, save_int8
+    from llmcycle.models.quantized import is_int8, save_int8
+    from llmcycle.optimize.quantize import quantize_int8
 
     q = quantize_int8(minilm)
     assert is_int8(q.model) and not is_int8(minilm.model)  # the original is untouched
@@ -55,7 +56,7 @@ def test_cast_changes_every_float_weight(load_builtin, dtype, expected):
 
 
 def test_bitsandbytes_on_cpu_is_a_clear_error(load_builtin):
-    from llmcycle.optimize.quantize import load_bnb
+    from llmcycle.models.quantized import load_bnb
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: the CPU error path does not apply")
@@ -170,7 +171,8 @@ def test_config_errors_name_the_field():
 def test_int8_keeps_tied_embeddings_shared_and_writes_them_once(load_builtin, tmp_path):
     from llmcycle.generation import generate
     from llmcycle.models import load_model
-    from llmcycle.optimize.quantize import quantize_int8, save_int8
+    from llmcycle.optimize.quantize import quantize_int8
+    from llmcycle.models.quantized import save_int8
 
     q = quantize_int8(load_builtin("tiny-t5"))
     m = q.model

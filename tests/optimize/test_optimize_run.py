@@ -117,7 +117,7 @@ def test_merge_gives_the_same_outputs_as_the_adapter(tmp_path):
 
     from llmcycle.generation import generate
     from llmcycle.models import load_model
-    from llmcycle.tuning.adapters import save_adapter
+    from llmcycle.models.adapters import save_adapter
 
     base = load_model("builtin:tiny-t5")
     torch.manual_seed(0)
@@ -135,11 +135,14 @@ def test_merge_gives_the_same_outputs_as_the_adapter(tmp_path):
     assert generate(plain, prompts) != generate(merged, prompts)  # the adapter did change the model
 
 
-def test_merge_without_an_adapter_and_distil_without_data_are_clear_errors(tmp_path, load_builtin):
+def test_merge_without_an_adapter_is_skipped_and_distil_without_data_is_a_clear_error(tmp_path, load_builtin):
     loaded = load_builtin("tiny-t5")
-    with pytest.raises(OptimizeError, match="no LoRA adapter"):
-        run_optimize(loaded, make_rows(2), {"methods": ["merge"], "measure": {"n": 2, "latency_n": 0}},
-                     tmp_path / "a")
+    result = run_optimize(loaded, make_rows(2), {"methods": ["merge", "int8"], "measure": {"n": 2, "latency_n": 0}},
+                          tmp_path / "a")
+    assert set(result.variants) == {"int8"} and "no LoRA adapter" in result.skipped["merge"]
+    assert not (tmp_path / "a" / "merge").exists()  # nothing built, nothing measured
+    saved = json.loads((tmp_path / "a" / "optimize_result.json").read_text())
+    assert saved["skipped"] == result.skipped and [r["model"] for r in saved["table"]] == ["baseline", "int8"]
     with pytest.raises(OptimizeError, match="train split"):
         run_optimize(loaded, make_rows(2), {"methods": ["distil"], "measure": {"n": 2, "latency_n": 0}},
                      tmp_path / "b")

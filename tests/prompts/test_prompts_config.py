@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llmcycle.errors import ConfigError
+from llmcycle.core.errors import ConfigError
 from llmcycle.prompts import (
     FirstShots,
     IndexShots,

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from llmcycle.errors import LLMCycleError
-from llmcycle.prompts.lab import PromptLabConfig, parse_setting
+from llmcycle.core.errors import LLMCycleError
+from llmcycle.evaluation.prompt_lab import PromptLabConfig, parse_setting
 
 
 def test_prompt_lab_cli_runs_the_issue_grid(tmp_path, monkeypatch, capsys):
@@ -23,20 +23,20 @@ def test_prompt_lab_cli_runs_the_issue_grid(tmp_path, monkeypatch, capsys):
     assert done.value.code == 0
     out = capsys.readouterr().out
     run = next(tmp_path.glob("prompt-lab-*"))
-    cells = json.loads((run / "prompt-lab" / "metrics.json").read_text())
+    cells = json.loads((run / "01-prompt_lab" / "metrics.json").read_text())
     grid = {(c["template"], c["shots"], c["generation"]) for c in cells}
     assert grid == {(t, k, g) for t in ("none", "instruction", "flan") for k in (0, 1, 3)
                     for g in ("greedy", "sampling t=0.7")}
-    records = [json.loads(x) for x in (run / "prompt-lab" / "predictions.jsonl").read_text().splitlines()]
+    records = [json.loads(x) for x in (run / "01-prompt_lab" / "predictions.jsonl").read_text().splitlines()]
     assert len(records) == 18 * 2
     three_shot = [r for r in records if r["shots"] == 3 and r["template"] == "instruction"]
     assert all(len(r["shot_ids"]) + len(r["shots_dropped"]) == 3 for r in three_shot)
     assert all(r["prompt"].count("Summarize the following conversation.") == 1 + len(r["shot_ids"])
                for r in three_shot)
     report = (run / "report.md").read_text()
-    assert "## Prompt lab: 18 cells x 2 examples" in report and "![prompt lab](prompt-lab/prompt_lab.png)" in report
+    assert "## Prompt lab: 18 cells x 2 examples" in report and "![prompt lab](01-prompt_lab/prompt_lab.png)" in report
     assert 'src="data:image/png;base64,' in (run / "report.html").read_text()
-    assert "ranked by ROUGE-1" in out
+    assert "Ranked by ROUGE-1" in out
 
 
 def test_parse_setting():
@@ -48,7 +48,7 @@ def test_parse_setting():
 
 
 def test_prompt_lab_config_errors():
-    from llmcycle.config import ConfigError
+    from llmcycle.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="shots"):
         PromptLabConfig.from_dict({"shots": [-1]})

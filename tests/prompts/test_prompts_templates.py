@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.prompts import (
     TEMPLATES,
     PromptError,

@@ -17,7 +17,7 @@ def make_adapter(path, seed: int, base: str = BASE, targets=("q_proj", "v_proj")
     from peft import LoraConfig, get_peft_model
 
     from llmcycle.models import load_model
-    from llmcycle.tuning.adapters import save_adapter
+    from llmcycle.models.adapters import save_adapter
 
     loaded = load_model(base)
     torch.manual_seed(seed)

@@ -38,7 +38,7 @@ def test_model_card_names_the_adapter(client_for, adapters):
 def test_merged_adapter_serves_the_same_outputs(client_for, adapters):
     """Merged in memory (``merge_adapter``) and served as the base: the adapter's outputs, token for token."""
     from llmcycle.models import load_model
-    from llmcycle.tuning.adapters import merge_adapter
+    from llmcycle.models.adapters import merge_adapter
 
     merged = merge_adapter(load_model(BASE, adapter=adapters["summarise"]))
     with client_for({"adapters": adapters}) as c:
@@ -50,7 +50,7 @@ def test_merged_adapter_serves_the_same_outputs(client_for, adapters):
 def test_merged_adapter_saved_and_served_from_its_directory(client_for, tmp_path):
     """The deployment path: merge, save_pretrained, ``llmcycle serve DIR`` (a seq2seq base this time)."""
     from llmcycle.models import load_model
-    from llmcycle.tuning.adapters import merge_adapter
+    from llmcycle.models.adapters import merge_adapter
     from tests.serving.conftest import make_adapter
 
     adapter = str(make_adapter(tmp_path / "t5-lora", seed=1, base="builtin:tiny-t5", targets=("q", "v")))
@@ -97,7 +97,7 @@ def test_concurrent_requests_for_different_adapters_never_share_a_batch(client_f
     ({"bad name": "/tmp"}, "not valid"),
 ])
 def test_bad_adapter_config_fails_before_serving(adapters_option, fragment):
-    from llmcycle.errors import LLMCycleError
+    from llmcycle.core.errors import LLMCycleError
     from llmcycle.serving import create_app
 
     with pytest.raises(LLMCycleError, match=fragment):
@@ -105,7 +105,7 @@ def test_bad_adapter_config_fails_before_serving(adapters_option, fragment):
 
 
 def test_adapter_for_another_architecture_is_a_clear_error(tmp_path):
-    from llmcycle.errors import ModelSourceError
+    from llmcycle.core.errors import ModelSourceError
     from llmcycle.serving import create_app
     from tests.serving.conftest import make_adapter
 

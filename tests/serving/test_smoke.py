@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 
-from llmcycle.serving.smoke import SmokeConfig, smoke_section, smoke_test
+from llmcycle.serving.smoke import SmokeConfig, smoke_test
+from llmcycle.stages.serve import smoke_section
 
 
 def test_smoke_test_serves_batches_and_matches_offline_generation(load_builtin, tmp_path):
     loaded = load_builtin("tiny-t5")
     prompts = [f"#Person1#: Is the shop open on day {i}? #Person2#: Yes, until six." for i in range(6)]
-    result = smoke_test(loaded, prompts, SmokeConfig(requests=6, clients=3, max_tokens=6, max_wait_ms=200),
+    result = smoke_test(loaded, prompts, SmokeConfig(requests=6, clients=3, max_wait_ms=200,
+                                                         generation={"max_new_tokens": 6}),
                         tmp_path)
     assert result.ok == 6 and result.failed == 0
     assert result.matches_offline == 6 and result.stream_matches and result.stream_chunks >= 1

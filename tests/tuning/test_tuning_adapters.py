@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.models import load_model
 from llmcycle.tuning import (
     load_adapter,

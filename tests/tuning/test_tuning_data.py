@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmcycle.errors import DataError
+from llmcycle.core.errors import DataError
 from llmcycle.models.tokenizer import offline_tokenizer
 from llmcycle.tuning.data import (
     IGNORE,

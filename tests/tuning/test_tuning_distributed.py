@@ -69,12 +69,12 @@ def test_tune_cli_creates_a_missing_run_dir_but_never_reuses_a_foreign_folder(mo
     (foreign / "notes.txt").write_text("keep me")
     code, _, err = run_cli(monkeypatch, capsys, "tune", "builtin:tiny-t5", "--max-steps", "1", "--n", "4",
                            "--run-dir", str(foreign))
-    assert code == 1 and "not a tune run directory" in err
+    assert code == 1 and "not a llmcycle run directory" in err
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
     code, _, err = run_cli(monkeypatch, capsys, "tune", "builtin:tiny-t5", "--max-steps", "1", "--n", "4",
                            "--batch-size", "2", "--method", "full", "--run-dir", str(tmp_path / "new"))
     assert code == 0, err
-    assert (tmp_path / "new" / "tune" / "model").is_dir() and (tmp_path / "new" / "report.html").is_file()
+    assert (tmp_path / "new" / "01-tune" / "model").is_dir() and (tmp_path / "new" / "report.html").is_file()
 
 
 def test_tune_compare_puts_methods_side_by_side(monkeypatch, capsys, tmp_path):

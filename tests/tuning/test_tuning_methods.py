@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llmcycle.errors import ConfigError, LLMCycleError
+from llmcycle.core.errors import ConfigError, LLMCycleError
 from llmcycle.tuning import TuneConfig, apply_method, count_parameters, train
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from llmcycle.errors import ConfigError, DataError
+from llmcycle.core.errors import ConfigError, DataError
 from llmcycle.prompts import PromptTemplate
 from llmcycle.tuning.multitask import Task, forgetting_check, mix_tasks, task_scores
 

@@ -128,7 +128,7 @@ def test_sigkilled_run_resumes_to_identical_weights(fresh, rows, tmp_path):
 
 
 def test_resuming_with_another_config_is_an_error(fresh, rows, tmp_path):
-    from llmcycle.errors import ConfigError
+    from llmcycle.core.errors import ConfigError
 
     cfg = {"method": "full", "max_steps": 2, "batch_size": 4, "save_every": 1, "max_input_tokens": 32,
            "max_target_tokens": 8}
@@ -144,7 +144,7 @@ def test_an_option_block_the_method_never_reads_may_differ(fresh, rows, tmp_path
     a lora run does not."""
     import json
 
-    from llmcycle.errors import ConfigError
+    from llmcycle.core.errors import ConfigError
 
     cfg = {"method": "full", "max_steps": 2, "batch_size": 4, "save_every": 1, "max_input_tokens": 32,
            "max_target_tokens": 8}

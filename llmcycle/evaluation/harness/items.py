@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmcycle.errors import ConfigError, DataError
+from llmcycle.core.errors import ConfigError, DataError
 from llmcycle.evaluation.harness.task import TaskConfig
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from llmcycle.errors import LLMCycleError
+from llmcycle.core.errors import LLMCycleError
 from llmcycle.evaluation.harness.items import Item, build_context, fewshot_examples, read_items
 from llmcycle.evaluation.harness.loglik import loglikelihood
 from llmcycle.evaluation.harness.task import TaskConfig, load_task
@@ -162,7 +162,7 @@ def build_contexts(task: TaskConfig, items: list[Item], num_fewshot: int, pool: 
 
 def write_result(result: TaskResult, out_dir: str | Path) -> list[Path]:
     """``<out>/<task>.records.jsonl`` and ``<out>/<task>.metrics.json``, each written atomically."""
-    from llmcycle.lifecycle.rundir import atomic_write_json, atomic_write_jsonl
+    from llmcycle.core.files import atomic_write_json, atomic_write_jsonl
 
     out = Path(out_dir)
     records = atomic_write_jsonl(out / f"{result.task}.records.jsonl", result.records)

@@ -28,8 +28,8 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
-from llmcycle.config import StageConfig, load_yaml
-from llmcycle.errors import ConfigError
+from llmcycle.core.config import StageConfig, load_yaml
+from llmcycle.core.errors import ConfigError
 from llmcycle.generation import GenerationSettings
 
 TaskType = Literal["multiple_choice", "generative"]

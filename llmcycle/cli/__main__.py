@@ -1,0 +1,5 @@
+"""``python -m llmcycle.cli`` is the ``llmcycle`` command."""
+
+from llmcycle.cli.app import main
+
+main()

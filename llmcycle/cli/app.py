@@ -1,0 +1,97 @@
+"""The ``llmcycle`` command line: one command table, handed to typer.
+
+Each command is a plain function whose signature is its CLI schema (the litgpt / oumi pattern);
+no command module imports the app. Stage commands (``tune``, ``align``, ``optimize``, ``evaluate``,
+``prompt-lab``) are one-stage recipes run by the recipe runner. Errors a user can fix
+(``LLMCycleError``) print one line and exit 1; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from llmcycle.cli import benchmark, estimate, generate, recipes, serve, stage_commands, tools
+from llmcycle.cli.output import err_console
+from llmcycle.core.errors import LLMCycleError
+
+COMMANDS: dict[str, Callable[..., Any]] = {
+    "run": recipes.run_cmd,
+    "plan": recipes.plan_cmd,
+    "models": tools.models_cmd,
+    "info": tools.info_cmd,
+    "tokenize": tools.tokenize_cmd,
+    "data": recipes.data_cmd,
+    "generate": generate.generate_cmd,
+    "prompt-lab": stage_commands.prompt_lab_cmd,
+    "evaluate": stage_commands.evaluate_cmd,
+    "benchmark": benchmark.benchmark_cmd,
+    "tune": stage_commands.tune_cmd,
+    "tune-compare": stage_commands.tune_compare_cmd,
+    "align": stage_commands.align_cmd,
+    "optimize": stage_commands.optimize_cmd,
+    "serve": serve.serve_cmd,
+    "stage": stage_commands.stage_cmd,
+    "reference": recipes.reference_cmd,
+}
+"""Every top-level command, in the order the lifecycle uses them (``llmcycle --help`` lists them so)."""
+
+ESTIMATE_COMMANDS: dict[str, Callable[..., Any]] = {
+    "memory": estimate.estimate_memory_cmd,
+    "compute": estimate.estimate_compute_cmd,
+}
+
+_state = {"debug": False}
+
+
+def _global(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks and library logs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and results."),
+) -> None:
+    _state["debug"] = debug
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("llmcycle").setLevel(level)
+    if not debug:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        for noisy in ("transformers", "datasets", "huggingface_hub", "httpx", "urllib3", "filelock", "absl"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def build_app() -> typer.Typer:
+    """The typer app of ``COMMANDS`` (and ``estimate`` with ``ESTIMATE_COMMANDS``)."""
+    app = typer.Typer(name="llmcycle", help="Take a language model through the generative-AI lifecycle: select, "
+                      "prompt, evaluate, tune, align, optimise, serve. Every command works offline on builtin:* "
+                      "models.", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+    app.callback()(_global)
+    for name, fn in COMMANDS.items():
+        app.command(name)(fn)
+        if name == "tokenize":  # estimate sits with the scope commands
+            sub = typer.Typer(help="Memory and compute estimates (the 'scope' step).", no_args_is_help=True)
+            for sub_name, sub_fn in ESTIMATE_COMMANDS.items():
+                sub.command(sub_name)(sub_fn)
+            app.add_typer(sub, name="estimate")
+    return app
+
+
+app = build_app()
+
+
+def main() -> None:
+    """Console entry point: one-line errors for bad input, tracebacks only with --debug."""
+    try:
+        app()
+    except LLMCycleError as exc:
+        if _state["debug"]:
+            raise
+        err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

@@ -1,1 +1,0 @@
-"""The lifecycle runner: recipes, run directories, reports."""

@@ -1,0 +1,188 @@
+"""The recipe runner: executes a planned stage chain into a run directory, resumably.
+
+The runner only composes stages: the plan (``llmcycle.recipe.plan``) says what each stage receives
+and hands on; each stage writes into ``<run>/<NN>-<kind>/`` and returns its report section. A stage
+that finished with the same config (and the same models upstream) is skipped on a re-run of the
+same directory (``--run-dir``), so an interrupted run resumes where it stopped. A failing stage
+leaves the earlier ones intact and the error says how to resume. Under ``accelerate launch``
+every process runs the stages (the tune stage trains in all of them); only the main process writes
+the run's own files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from llmcycle.core.errors import LLMCycleError
+from llmcycle.core.files import atomic_write_json, atomic_write_text, config_hash
+from llmcycle.recipe.plan import Step, plan_recipe
+from llmcycle.recipe.recipe import Recipe
+from llmcycle.recipe.report import write_run_report
+from llmcycle.recipe.rundir import RunDir
+from llmcycle.stages import ModelHandoff, StageContext, StageOutput
+
+log = logging.getLogger("llmcycle")
+
+
+def environment() -> dict[str, Any]:
+    """Python, platform and library versions, for the run directory."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("llmcycle", "torch", "transformers", "peft", "trl", "datasets", "accelerate", "tokenizers"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine(),
+            "versions": versions, "argv": sys.argv}
+
+
+def select_stages(recipe: Recipe, only: str | None, from_stage: str | None) -> list[int]:
+    """Indices of the stages to run: all, ``only`` one kind, or ``from_stage`` on."""
+    kinds = [k for k, _ in recipe.stage_configs()]
+    for name in (only, from_stage):
+        if name is not None and name not in kinds:
+            raise LLMCycleError(f"stage {name!r} is not in this recipe; its stages: {', '.join(kinds)}")
+    if only:
+        return [i for i, k in enumerate(kinds) if k == only]
+    start = kinds.index(from_stage) if from_stage else 0
+    return list(range(start, len(kinds)))
+
+
+def _world() -> tuple[int, bool]:
+    """(processes, whether this is the main one) under ``accelerate launch`` / ``torchrun``; (1, True) alone."""
+    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")) == 0
+
+
+def _barrier() -> None:
+    from accelerate import PartialState
+
+    PartialState().wait_for_everyone()
+
+
+def open_run(recipe: Recipe, run_dir: str | Path | None) -> RunDir:
+    """The run directory: a new one under ``runs_dir``, or ``run_dir`` (created when new or empty, else resumed
+    when it is an earlier run of the same model)."""
+    world, main = _world()
+    if world > 1:
+        if run_dir is None:
+            raise LLMCycleError("--run-dir: under `accelerate launch` every process must write to the same run; "
+                                "pass --run-dir runs/NAME (it is created when missing)")
+        if main:
+            run = _open(recipe, run_dir)
+        _barrier()
+        return run if main else RunDir(Path(run_dir))
+    return _open(recipe, run_dir)
+
+
+def _open(recipe: Recipe, run_dir: str | Path | None) -> RunDir:
+    if run_dir is None:
+        return RunDir.create(recipe.runs_dir, recipe.name)
+    path = Path(run_dir)
+    if path.exists() and not path.is_dir():
+        raise LLMCycleError(f"--run-dir {run_dir}: is a file, not a folder")
+    if not path.exists() or not any(path.iterdir()):  # a --run-dir that does not exist yet (or is empty)
+        path.mkdir(parents=True, exist_ok=True)
+        return RunDir(path)
+    run = RunDir.resume(path)
+    saved = json.loads(run.file("recipe.json").read_text(encoding="utf-8"))
+    if saved.get("model") != recipe.model.model_dump(mode="json"):
+        raise LLMCycleError(f"{run.path} was run with model {saved.get('model', {}).get('source')}; "
+                            "resume it with the same recipe, or start a new run")
+    return run
+
+
+class _Data:
+    """The recipe's data, loaded once for all the stages that read it."""
+
+    def __init__(self, recipe: Recipe, progress: Callable[[str], None]) -> None:
+        self.recipe, self.progress, self.value = recipe, progress, None
+
+    def get(self) -> Any:
+        if self.value is None:
+            from llmcycle.data import load_data_from_config
+
+            self.progress(f"loading data {self.recipe.data.source}")
+            self.value = load_data_from_config(self.recipe.data)
+        return self.value
+
+
+def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, only: str | None = None,
+               from_stage: str | None = None, progress: Callable[[str], None] | None = None) -> RunDir:
+    """Run ``recipe``; resume ``run_dir`` when given (finished stages with the same config are skipped).
+
+    The whole chain is planned (and refused, naming both stages, when a stage cannot start from what it
+    receives) before the run directory is touched. A ``run_dir`` that does not exist yet, or is empty,
+    starts a new run there.
+    """
+    say = progress or (lambda m: log.info(m))
+    selected = set(select_stages(recipe, only, from_stage))
+    plan_recipe(recipe, Path(run_dir or recipe.runs_dir) / "(plan)")  # a chain that cannot work fails here
+    run = open_run(recipe, run_dir)
+    _, main = _world()
+    steps = plan_recipe(recipe, run.path)
+    if main:
+        atomic_write_json(run.file("recipe.json"), recipe.model_dump(mode="json"))
+        atomic_write_json(run.file("environment.json"), environment())
+    data = _Data(recipe, say)
+    loaded: Any = None  # the model the last stage left in memory ...
+    loaded_for: ModelHandoff | None = None  # ... and which hand-off it is
+    made: list[str] = []  # config hashes of the stages that handed on a model so far
+    for step in steps:
+        name = step.name
+        h = config_hash({"stage": step.cfg, "model": recipe.model, "data": recipe.data, "upstream": made})
+        if step.hands_on_new:
+            made = [*made, h]
+        if step.index not in selected or run.stage_done(name, h):
+            if step.index in selected:
+                say(f"[{name}] already done with this config: skipped")
+            if step.hands_on_new:
+                loaded, loaded_for = None, None
+            continue
+        if main:
+            moved = run.begin_stage(name, h)
+            if moved is not None:
+                say(f"[{name}] config changed: the earlier output was moved to {moved.name}")
+        say(f"[{name}] running" + (f" on {step.incoming.describe()}" if step.incoming.produced else ""))
+        ctx = StageContext(recipe.model, recipe.data, step.incoming, _history(recipe, steps, step), name, run.path, say,
+                           loaded=loaded if loaded_for == step.incoming else None, data_loader=data.get)
+        t0 = time.perf_counter()
+        folder = run.file(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            out = step.stage.run(ctx, step.cfg, folder)
+        except LLMCycleError as exc:
+            raise LLMCycleError(f"stage {name} failed: {exc}. Earlier stages are kept in {run.path}; fix the "
+                                f"cause and resume with: llmcycle run --run-dir {run.path}") from exc
+        out = out if isinstance(out, StageOutput) else StageOutput(out)
+        if main:
+            atomic_write_text(run.file(name, "section.md"), out.section)
+            run.mark_done(name, h, {"seconds": round(time.perf_counter() - t0, 2)})
+        say(f"[{name}] done in {time.perf_counter() - t0:.1f}s")
+        if step.hands_on_new:
+            loaded, loaded_for = out.loaded, step.handoff if out.loaded is not None else None
+            if loaded is not None:
+                loaded.origin = step.handoff.source  # what loads these weights again (an adapter's base)
+            say(f"[{name}] hands on {step.handoff.describe()}")
+        else:
+            loaded, loaded_for = (ctx._loaded, step.incoming) if ctx.has_loaded_model else (loaded, loaded_for)
+    if main:
+        write_run_report(run.path, recipe, steps)
+    return run
+
+
+def _history(recipe: Recipe, steps: list[Step], current: Step) -> list[ModelHandoff]:
+    """The recipe's model and every model handed on before ``current``."""
+    out = [ModelHandoff.from_recipe(recipe.model)]
+    for s in steps[: current.index]:
+        if s.hands_on_new:
+            out.append(s.handoff)
+    return out

@@ -1,0 +1,36 @@
+"""Reports: Markdown to one self-contained HTML file with images embedded; charts are real PNGs."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from llmcycle.report.charts import bar_chart, histogram
+from llmcycle.report.markdown import md_table
+from llmcycle.report.html import render_html
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_charts_write_png(tmp_path):
+    bar = bar_chart({"base": {"rouge1": 0.2, "rougeL": 0.15}, "tuned": {"rouge1": 0.3, "rougeL": 0.25}},
+                    tmp_path / "bars.png", "ROUGE")
+    hist = histogram({"base": [1, 2, 2, 3], "tuned": [2, 3, 3, 4]}, tmp_path / "h.png", "lengths", "words")
+    for p in (bar, hist):
+        assert p.read_bytes().startswith(PNG_MAGIC) and p.stat().st_size > 2000
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_html_embeds_images_and_tables(tmp_path):
+    bar_chart({"m": {"a": 1.0}}, tmp_path / "stage" / "c.png", "t")
+    md = "# Title\n\n" + md_table(["model", "score"], [["a|b", 1]]) + "\n![chart](stage/c.png)\n"
+    page = render_html(md, tmp_path, title="x")
+    assert "<table>" in page and "a\\|b" not in page and "a|b" in page
+    src = re.search(r'src="data:image/png;base64,([^"]+)"', page)
+    assert src and base64.b64decode(src.group(1)).startswith(PNG_MAGIC)
+    assert "stage/c.png" not in page  # nothing points outside the file
+
+
+def test_missing_image_is_visible_not_silent(tmp_path):
+    page = render_html("![gone](nope.png)", tmp_path)
+    assert "missing image: nope.png" in page
