@@ -28,14 +28,18 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from llmcycle.alignment.dpo import DPOConfig
-from llmcycle.alignment.evaluate import default_eval_generation, eval_generation_problems
+from llmcycle.alignment.dpo import DPOConfig, train_dpo
+from llmcycle.alignment.evaluate import alignment_eval, default_eval_generation, eval_generation_problems
 from llmcycle.alignment.ppo_config import PPOConfig
-from llmcycle.alignment.rewards import RewardConfig
+from llmcycle.alignment.reward_model import as_pairs
+from llmcycle.alignment.rewards import RewardConfig, make_reward
 from llmcycle.core.config import StageConfig
 from llmcycle.core.errors import DataError
 from llmcycle.core.files import atomic_write_json, config_hash
+from llmcycle.data.readers import read_jsonl_objects
 from llmcycle.generation.settings import GenerationSettings
+from llmcycle.models.adapters import is_peft, merge_adapter
+from llmcycle.report.charts import line_chart
 
 
 class AlignEvalOptions(StageConfig):
@@ -126,9 +130,6 @@ class AlignConfig(StageConfig):
 
 def read_pairs(path: str) -> list[Any]:
     """Preference pairs from a jsonl file (``prompt``, ``chosen``, ``rejected`` per row)."""
-    from llmcycle.alignment.reward_model import as_pairs
-    from llmcycle.data.readers import read_jsonl_objects
-
     if not Path(path).is_file():
         raise DataError(f"align.pairs: {path} does not exist")
     return as_pairs([row for _, row in read_jsonl_objects(Path(path))], name=f"align.pairs ({path})")
@@ -158,8 +159,6 @@ def _ptx_pairs(prompts: list[str], refs: list[Any]) -> list[tuple[str, str]]:
 def _merged(make_model: Callable[[], Any]) -> Callable[[], Any]:
     """``make_model`` with a LoRA adapter (a tuned model saved as an adapter) folded into its base, so
     PPO's reference (the starting policy) is well defined."""
-    from llmcycle.models.adapters import is_peft, merge_adapter
-
     def make() -> Any:
         loaded = make_model()
         return merge_adapter(loaded) if is_peft(loaded.model) else loaded
@@ -179,10 +178,7 @@ def run_align(make_model: Callable[[], Any], data: Any, cfg: AlignConfig | dict,
         out_dir: the folder written (see the module docstring).
         reward: a reward callable used instead of ``cfg.reward`` (tests, custom rewards).
     """
-    from llmcycle.alignment.evaluate import alignment_eval
-    from llmcycle.alignment.ppo import train_ppo
-    from llmcycle.alignment.rewards import make_reward
-    from llmcycle.report.charts import line_chart
+    from llmcycle.alignment.ppo import train_ppo  # imports torch
 
     cfg = cfg if isinstance(cfg, AlignConfig) else AlignConfig.from_dict(dict(cfg), where="align")
     make_model = _merged(make_model)
@@ -229,8 +225,6 @@ def run_align(make_model: Callable[[], Any], data: Any, cfg: AlignConfig | dict,
                       "reward_first": log[0]["reward_mean"] if log else None,
                       "reward_last": statistics.fmean(r["reward_mean"] for r in tail) if tail else None}
         else:
-            from llmcycle.alignment.dpo import train_dpo
-
             dpo = train_dpo(make_model(), pairs, cfg.dpo.model_copy(update={"seed": seed}), out / f"seed-{seed}")
             policy, log = dpo.loaded, dpo.log
             entry = {"stopped": None, "seconds": dpo.seconds, "n_pairs": dpo.n_pairs}

@@ -36,10 +36,14 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from llmcycle.alignment.reward_model import PreferencePair
-from llmcycle.alignment.rewards import RewardConfig
+from llmcycle.alignment.rewards import CallableReward, RewardConfig, RewardSource, check_rewards, make_reward
 from llmcycle.core.config import StageConfig
 from llmcycle.core.errors import ConfigError, DataError, LLMCycleError
+from llmcycle.core.files import atomic_write_jsonl
+from llmcycle.generation import generate
 from llmcycle.generation.settings import GenerationSettings
+from llmcycle.models.loader import LoadedModel
+from llmcycle.prompts.chat import has_chat_template
 
 Generator = Callable[[list[str]], Sequence[str]]
 PLACEHOLDERS = ("prompt", "response", "critique", "critique_request", "revision_request", "principle")
@@ -226,8 +230,6 @@ class ConstitutionalResult:
 
     def write_jsonl(self, path: str | Path) -> Path:
         """Every record as one JSON line, written to a temporary file and renamed."""
-        from llmcycle.core.files import atomic_write_jsonl
-
         target = Path(path).expanduser()
         if target.is_dir():
             raise LLMCycleError(f"out_path: {target} is a folder; pass a .jsonl file path")
@@ -250,12 +252,7 @@ def _wrap_chat(tokenizer: Any, system: str | None) -> Callable[[str], str]:
 def make_generator(model: Any, cfg: ConstitutionalConfig) -> Callable[[list[str], int], list[str]]:
     """``gen(texts, stage) -> texts`` from a ``LoadedModel`` (chat-wrapped as ``cfg.chat`` says; stage ``k``
     samples with seed ``generation.seed + k``) or from a callable ``f(texts) -> texts`` (checked on every call)."""
-    from llmcycle.models.loader import LoadedModel
-    from llmcycle.prompts.chat import has_chat_template
-
     if isinstance(model, LoadedModel):
-        from llmcycle.generation import generate
-
         chat = cfg.chat == "always" or (cfg.chat == "auto" and has_chat_template(model.tokenizer))
         if chat and not has_chat_template(model.tokenizer):
             raise ConfigError(f"chat: 'always' but the tokenizer of {model.source} has no chat template; use auto "
@@ -308,8 +305,6 @@ def _check_prompts(prompts: Any) -> list[str]:
 
 
 def _resolve_reward(reward: Any, cfg: ConstitutionalConfig) -> Any:
-    from llmcycle.alignment.rewards import CallableReward, RewardSource, make_reward
-
     if reward is None:
         return make_reward(cfg.reward, where="constitutional.reward") if cfg.reward is not None else None
     if isinstance(reward, RewardSource):
@@ -360,8 +355,6 @@ def run_constitutional(model: Any, prompts: Sequence[str],
 
 def _apply_filter(records: list[ConstitutionalRecord], scorer: Any, min_improvement: float) -> None:
     """Score initial answers and revisions; keep a record only when its revision is better by > min_improvement."""
-    from llmcycle.alignment.rewards import check_rewards
-
     prompts = [r.prompt for r in records]
     name = getattr(scorer, "name", "reward")
     before = check_rewards(scorer(prompts, [r.initial_response for r in records]), len(records), name)

@@ -65,7 +65,15 @@ from llmcycle.alignment.reward_model import PreferencePair, as_pairs
 from llmcycle.core.checkpoint import check_same_run, last_checkpoint, write_checkpoint
 from llmcycle.core.config import StageConfig
 from llmcycle.core.errors import ConfigError, DataError, LLMCycleError
+from llmcycle.core.files import atomic_write_json
+from llmcycle.generation.engine import _ensure_pad_token
+from llmcycle.models.adapters import is_peft
+from llmcycle.models.builtins import quiet_transformers
+from llmcycle.report.charts import line_chart
 from llmcycle.tuning.config import LoraOptions
+from llmcycle.tuning.data import IGNORE, PadCollator, Pair, tokenize_pairs
+from llmcycle.tuning.methods import apply_method
+from llmcycle.tuning.train import save_final
 
 log = logging.getLogger("llmcycle")
 
@@ -157,8 +165,6 @@ def encode_pairs(tokenizer: Any, kind: str, pairs: Sequence[PreferencePair], max
     Returns:
         ``(chosen_rows, rejected_rows, truncation_report)``; the report counts both.
     """
-    from llmcycle.tuning.data import IGNORE, Pair, tokenize_pairs
-
     items = [Pair(p.prompt, p.chosen, "none") for p in pairs] + [Pair(p.prompt, p.rejected, "none") for p in pairs]
     tok = tokenize_pairs(items, tokenizer, kind, max_prompt_tokens, max_completion_tokens)
     rows = tok.rows
@@ -189,8 +195,6 @@ def sequence_logps(model: Any, kind: str, batch: Mapping[str, Any], pad_id: int)
         pad_id: the pad token id (fills masked decoder inputs).
     """
     import torch
-
-    from llmcycle.tuning.data import IGNORE
 
     labels = batch["labels"]
     if kind == "seq2seq":
@@ -282,8 +286,6 @@ class DPOScorer:
         self.device = next(model.parameters()).device
 
     def _batch(self, idx: Sequence[int], rows_a: list[dict], rows_b: list[dict]) -> dict[str, Any]:
-        from llmcycle.tuning.data import PadCollator
-
         feats = [rows_a[i] for i in idx] + [rows_b[i] for i in idx]  # [chosen; rejected]
         batch = PadCollator(self.pad_id)([{k: r[k] for k in ("input_ids", "attention_mask", "labels")}
                                           for r in feats])
@@ -337,8 +339,6 @@ def _check_pairs(pairs: Any, name: str) -> list[PreferencePair]:
 
 
 def _check_model(loaded: Any) -> None:
-    from llmcycle.models.adapters import is_peft
-
     if getattr(loaded, "kind", None) not in ("seq2seq", "causal"):
         raise LLMCycleError(f"model: DPO needs a seq2seq or causal LM, got a {getattr(loaded, 'kind', None)} model")
     if is_peft(loaded.model):
@@ -363,8 +363,6 @@ def _save_checkpoint(out: Path, step: int, model: Any, opt: Any, records: list[d
     """``checkpoints/checkpoint-N`` (trainable weights, optimizer, log), written whole or not at all by
     ``llmcycle.core.checkpoint.write_checkpoint``; the newest ``keep`` are kept."""
     import torch
-
-    from llmcycle.core.files import atomic_write_json
 
     def write(tmp: Path) -> None:
         torch.save(_trainable_state(model), tmp / "trainable.pt")
@@ -438,9 +436,6 @@ def _run_steps(trainer: DPOScorer, opt: Any, params: list[Any], first: int, n_st
 
 
 def _write_outputs(out: Path, result: DPOResult, cfg: DPOConfig) -> None:
-    from llmcycle.report.charts import line_chart
-    from llmcycle.core.files import atomic_write_json
-
     atomic_write_json(out / LOG_FILE, {"config": cfg.model_dump(mode="json")} | result.to_dict())
     series = {m: [(r["step"], r[m]) for r in result.log] for m in ("loss", "margin", "accuracy")}
     line_chart(series, out / CHART_FILE, title=f"DPO ({cfg.loss}, beta={cfg.beta}, {cfg.method})", xlabel="step",
@@ -465,11 +460,6 @@ def train_dpo(loaded: Any, pairs: Any, cfg: DPOConfig | Mapping[str, Any] | None
         A ``DPOResult``: per-step log, held-out metrics, where the model is.
     """
     import torch
-
-    from llmcycle.generation.engine import _ensure_pad_token
-    from llmcycle.models.builtins import quiet_transformers
-    from llmcycle.tuning.methods import apply_method
-    from llmcycle.tuning.train import save_final
 
     started = time.perf_counter()
     if not isinstance(cfg, DPOConfig):

@@ -24,6 +24,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmcycle.core.errors import ConfigError, DataError
+from llmcycle.evaluation.rouge import rouge
+from llmcycle.evaluation.toxicity import get_toxicity_scorer
+from llmcycle.generation import generate
+from llmcycle.generation.engine import generate_detailed
 from llmcycle.generation.settings import GenerationSettings
 
 METRICS = (("toxic_rate", "toxic-output rate (sampled)"), ("toxicity_mean", "toxicity mean (sampled)"),
@@ -70,7 +74,7 @@ def sequence_kl(policy: Any, reference: Any, prompts: Sequence[str], token_ids: 
     """Per sequence, the summed per-token k3 estimate of KL(policy || reference) on the policy's samples."""
     import torch
 
-    from llmcycle.alignment.ppo_model import make_batch, score
+    from llmcycle.alignment.ppo_model import make_batch, score  # these two import torch
     from llmcycle.alignment.ppo_ops import kl_penalty
 
     out: list[float] = []
@@ -106,11 +110,6 @@ def alignment_eval(loaded: Any, prompts: Sequence[str], references: Sequence[Any
         max_input_tokens: prompts are cut to this many tokens.
         greedy_no_repeat_ngram_size: ``no_repeat_ngram_size`` of the greedy outputs (0: off).
     """
-    from llmcycle.evaluation.rouge import rouge
-    from llmcycle.evaluation.toxicity import get_toxicity_scorer
-    from llmcycle.generation import generate
-    from llmcycle.generation.engine import generate_detailed
-
     if not prompts:
         raise DataError("alignment evaluation: no prompts")
     if references is not None and len(references) != len(prompts):

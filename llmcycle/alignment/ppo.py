@@ -68,11 +68,28 @@ from llmcycle.alignment.ppo_checkpoint import PREFIX, load_checkpoint, save_chec
 from llmcycle.alignment.ppo_config import PPOConfig
 from llmcycle.alignment.ppo_model import Batch, ValueHead, hidden_size, make_batch, score
 from llmcycle.alignment.ppo_monitor import RewardHackingMonitor
-from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, bernoulli_kl, full_kl, gae, kl_penalty,
-                                        masked_mean, policy_loss, shaped_rewards, token_rewards, value_loss, whiten)
+from llmcycle.alignment.ppo_ops import (
+    KLController,
+    RunningMoments,
+    bernoulli_kl,
+    full_kl,
+    gae,
+    kl_penalty,
+    masked_mean,
+    policy_loss,
+    shaped_rewards,
+    token_rewards,
+    value_loss,
+    whiten,
+)
 from llmcycle.core.checkpoint import check_same_run, last_checkpoint
 from llmcycle.core.errors import ConfigError, LLMCycleError
 from llmcycle.core.files import atomic_write_json
+from llmcycle.generation.engine import eos_token_ids, generate_detailed, input_limit
+from llmcycle.models.adapters import is_peft
+from llmcycle.report.charts import line_chart
+from llmcycle.tuning.data import target_ids
+from llmcycle.tuning.methods import apply_method
 
 log = logging.getLogger("llmcycle")
 
@@ -128,10 +145,6 @@ class PPOTrainer:
 
     def __init__(self, loaded: Any, cfg: PPOConfig, reward_fn: RewardFn, normalizer: Any | None = None,
                  ptx_data: Sequence[tuple[str, str]] | None = None):
-        from llmcycle.generation.engine import input_limit
-        from llmcycle.models.adapters import is_peft
-        from llmcycle.tuning.methods import apply_method
-
         if loaded.kind not in ("seq2seq", "causal"):
             raise LLMCycleError(f"{loaded.source} is a {loaded.kind} model; PPO needs a seq2seq or causal policy")
         if is_peft(loaded.model):
@@ -163,8 +176,6 @@ class PPOTrainer:
         self.query_limit = input_limit(loaded, cfg.generation.settings(), cfg.generation.max_query_tokens)
         self.eos_ids: list[int] | None = None
         if cfg.kl.eos_coef > 0:
-            from llmcycle.generation.engine import eos_token_ids
-
             self.eos_ids = sorted(eos_token_ids(loaded.model, loaded.tokenizer))
             if not self.eos_ids:
                 raise ConfigError("kl.eos_coef: the policy has no end token (generation_config.eos_token_id or "
@@ -172,8 +183,6 @@ class PPOTrainer:
         self.temperature = cfg.generation.temperature if cfg.generation.do_sample else 1.0
         self.ptx: tuple[list[str], list[list[int]]] | None = None
         if cfg.ptx_coef > 0:
-            from llmcycle.tuning.data import target_ids
-
             pairs = _check_ptx(ptx_data)
             targets = target_ids(loaded.tokenizer, self.kind, [t for _, t in pairs])
             self.ptx = [p for p, _ in pairs], [t[:cfg.generation.max_new_tokens] for t in targets]
@@ -187,8 +196,6 @@ class PPOTrainer:
     def generate(self, prompts: Sequence[str], *, seed: int = 0, greedy: bool = False
                  ) -> tuple[list[str], list[list[int]]]:
         """Responses (texts and token ids, end token included) from the policy, through the engine."""
-        from llmcycle.generation.engine import generate_detailed
-
         self.model.eval()
         settings = self.cfg.generation.settings(seed=seed, greedy=greedy)
         results = generate_detailed(self.loaded, list(prompts), settings, batch_size=max(len(prompts), 1),
@@ -641,8 +648,6 @@ def _restore(out: Path, trainer: PPOTrainer, monitor: RewardHackingMonitor | Non
 
 def _write_outputs(out: Path, result: PPOResult, cfg: PPOConfig) -> None:
     import warnings
-
-    from llmcycle.report.charts import line_chart
 
     paths = {"log": str(atomic_write_json(out / "ppo_log.json", result.log))}
     if result.log:

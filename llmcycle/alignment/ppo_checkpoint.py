@@ -28,6 +28,7 @@ import torch
 
 from llmcycle.core.checkpoint import write_checkpoint
 from llmcycle.core.files import atomic_write_json
+from llmcycle.models.adapters import is_peft
 
 PREFIX = "step"  # checkpoints/step-N/
 
@@ -72,8 +73,6 @@ def load_checkpoint(path: Path, trainer: Any) -> dict[str, Any]:
 
 def save_policy(trainer: Any, target: Path) -> Path:
     """The policy (or only its adapter), tokenizer and value head, via a temporary folder and a rename."""
-    from llmcycle.models.adapters import is_peft
-
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model = trainer.model

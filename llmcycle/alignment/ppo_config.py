@@ -14,7 +14,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from llmcycle.core.config import StageConfig
 from llmcycle.generation.settings import GenerationSettings
-from llmcycle.tuning.config import LoraOptions
+from llmcycle.tuning.config import LoraOptions, TuneConfig
 
 
 def _field_errors(model: str, problems: list[tuple[str, str, Any]]) -> ValidationError:
@@ -214,6 +214,4 @@ class PPOConfig(StageConfig):
 
     def tune_config(self) -> Any:
         """The ``TuneConfig`` that ``llmcycle.tuning.methods.apply_method`` needs for ``method``."""
-        from llmcycle.tuning.config import TuneConfig
-
         return TuneConfig(method=self.method, lora=self.lora, seed=self.seed)

@@ -24,6 +24,8 @@ from typing import Any
 
 from llmcycle.alignment.ppo_config import MonitorOptions
 from llmcycle.core.errors import LLMCycleError
+from llmcycle.evaluation.rouge import rouge
+from llmcycle.evaluation.text_metrics import distinct
 
 log = logging.getLogger("llmcycle")
 
@@ -57,9 +59,6 @@ class RewardHackingMonitor:
 
     def evaluate(self, trainer: Any, step: int) -> dict[str, Any]:
         """Measure at ``step`` (0: the baseline); returns the record, with ``warnings`` (empty when fine)."""
-        from llmcycle.evaluation.rouge import rouge
-        from llmcycle.evaluation.text_metrics import distinct
-
         texts, token_ids = trainer.generate(self.prompts, greedy=True)
         record: dict[str, Any] = {"step": step, "held_out": self.held_out, "n": len(texts)}
         if self.references is not None:

@@ -30,13 +30,16 @@ from typing import Any
 
 from pydantic import Field
 
-from llmcycle.alignment.rewards import RewardSource, Score, TrainedRewardModel, check_batch
+from llmcycle.alignment.rewards import RESULT_FILE, RewardSource, Score, TrainedRewardModel, check_batch
 from llmcycle.core.config import Device, StageConfig
 from llmcycle.core.errors import DataError, LLMCycleError, ModelSourceError
+from llmcycle.core.hub import hub_reachable
+from llmcycle.models.builtins import quiet_transformers, seeded
+from llmcycle.models.loader import resolve_device
+from llmcycle.models.tokenizer import minilm_path
 
 log = logging.getLogger("llmcycle")
 
-RESULT_FILE = "reward_model.json"
 MINILM = "minilm"
 
 
@@ -186,10 +189,6 @@ def load_base(source: str) -> tuple[Any, Any]:
     """``(model, tokenizer)``: a one-output sequence classifier on the encoder ``source`` (new head)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from llmcycle.core.hub import hub_reachable
-    from llmcycle.models.builtins import quiet_transformers
-    from llmcycle.models.tokenizer import minilm_path
-
     path = minilm_path() if source == MINILM else source
     local = source == MINILM or Path(source).expanduser().is_dir()
     kwargs = {} if local else {"local_files_only": not hub_reachable()}
@@ -253,8 +252,6 @@ def _save(model: Any, tokenizer: Any, meta: dict[str, Any], target: Path) -> Pat
     tmp = target.with_name(f".{target.name}.tmp")
     old = target.with_name(f".{target.name}.old")
     shutil.rmtree(tmp, ignore_errors=True)
-    from llmcycle.models.builtins import quiet_transformers
-
     try:
         with quiet_transformers():  # no "Writing model shards" progress bar
             model.save_pretrained(str(tmp))
@@ -287,9 +284,6 @@ def train_reward_model(pairs: Any, cfg: RewardModelConfig | Mapping[str, Any] | 
     Returns:
         A ``RewardModelResult`` with held-out and training pair accuracy and the per-step losses.
     """
-    from llmcycle.models.builtins import seeded
-    from llmcycle.models.loader import resolve_device
-
     if not isinstance(cfg, RewardModelConfig):
         cfg = RewardModelConfig.from_dict(dict(cfg or {}), where="reward_model")
     items = as_pairs(pairs)

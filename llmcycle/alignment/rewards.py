@@ -30,11 +30,14 @@ from pydantic import Field, field_validator
 from llmcycle.core.config import Device, StageConfig
 from llmcycle.core.errors import ConfigError, LLMCycleError
 from llmcycle.evaluation._checks import check_positive_int, check_texts
+from llmcycle.evaluation.toxicity import ProfanityCheckScorer, _max_length, _resolve_model, find_label_id
+from llmcycle.models.loader import resolve_device
 
 Score = Literal["response", "prompt_and_response"]
 SOURCES = ("classifier", "profanity", "reward_model", "callable")
 OUTPUTS = {"classifier": ("logit", "probability"), "profanity": ("one_minus_prob", "logit")}
 DEFAULT_OUTPUT = {"classifier": "logit", "profanity": "one_minus_prob"}
+RESULT_FILE = "reward_model.json"  # what a trained reward model's folder holds beside its weights
 
 
 @runtime_checkable
@@ -109,8 +112,6 @@ def _check_choice(value: Any, field: str, valid: Sequence[str]) -> str:
 
 def _move(model: Any, device: str | None) -> None:
     if device is not None:
-        from llmcycle.models.loader import resolve_device
-
         model.to(resolve_device(device))
 
 
@@ -134,8 +135,6 @@ class ClassifierReward:
     def __init__(self, model_or_id: Any, label: str, *, output: str = "logit", score: Score = "response",
                  tokenizer: Any = None, batch_size: int = 32, max_length: int | None = None,
                  device: str | None = None) -> None:
-        from llmcycle.evaluation.toxicity import _max_length, _resolve_model, find_label_id
-
         self.output = _check_choice(output, "output", OUTPUTS["classifier"])
         self.score = _check_choice(score, "score", ("response", "prompt_and_response"))
         if isinstance(model_or_id, Path):
@@ -175,8 +174,6 @@ class ProfanityReward:
     """
 
     def __init__(self, output: str = "one_minus_prob", *, score: Score = "response", eps: float = 1e-6) -> None:
-        from llmcycle.evaluation.toxicity import ProfanityCheckScorer
-
         self.output = _check_choice(output, "output", OUTPUTS["profanity"])
         self.score = _check_choice(score, "score", ("response", "prompt_and_response"))
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 0.5:
@@ -215,8 +212,6 @@ class TrainedRewardModel:
 
     def __init__(self, model_or_path: Any, *, tokenizer: Any = None, score: Score | None = None,
                  batch_size: int = 32, max_length: int | None = None, device: str | None = None) -> None:
-        from llmcycle.evaluation.toxicity import _max_length, _resolve_model
-
         saved = self._saved_settings(model_or_path)
         if isinstance(model_or_path, Path):
             model_or_path = str(model_or_path)
@@ -239,8 +234,6 @@ class TrainedRewardModel:
     def _saved_settings(model_or_path: Any) -> dict[str, Any]:
         """``score`` and ``max_length`` from ``reward_model.json`` when ``model_or_path`` is such a directory."""
         import json
-
-        from llmcycle.alignment.reward_model import RESULT_FILE
 
         if not isinstance(model_or_path, (str, Path)) or not (Path(model_or_path) / RESULT_FILE).is_file():
             return {}

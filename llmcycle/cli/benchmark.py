@@ -7,6 +7,8 @@ from typing import Optional
 import typer
 
 from llmcycle.cli.output import console, table
+from llmcycle.core.errors import LLMCycleError
+from llmcycle.evaluation.harness import load_task, run_lm_eval, run_task, shipped_tasks
 
 
 def benchmark_cmd(
@@ -25,9 +27,6 @@ def benchmark_cmd(
     show: int = typer.Option(0, "--show", help="Print this many per-item records."),
 ) -> None:
     """Score a model on a benchmark: multiple choice by log-likelihood (acc, acc_norm) or generative by a metric."""
-    from llmcycle.core.errors import LLMCycleError
-    from llmcycle.evaluation.harness import load_task, run_lm_eval, run_task, shipped_tasks
-
     if task is None:
         rows = []
         for name in shipped_tasks():

@@ -7,6 +7,9 @@ from typing import Any, Optional
 import typer
 
 from llmcycle.cli.output import console, table
+from llmcycle.core.errors import LLMCycleError
+from llmcycle.estimate import estimate_memory, plan_budget, plan_training
+from llmcycle.models.info import arch_spec
 
 DTYPE_ROWS = ("fp32", "fp16", "bf16", "int8")
 
@@ -29,14 +32,9 @@ def estimate_memory_cmd(
     n_gpus: int = typer.Option(1, help="GPUs the model is trained on (per-GPU figures)."),
 ) -> None:
     """Memory to run or train a model: weights, gradients, optimiser states, activations, per device."""
-    from llmcycle.core.errors import LLMCycleError
-    from llmcycle.estimate import estimate_memory
-
     if (params is None) == (model is None):
         raise LLMCycleError("give exactly one of --params (e.g. 1e9) or --model (e.g. google/flan-t5-base)")
     if model is not None:
-        from llmcycle.models.info import arch_spec
-
         target: Any = arch_spec(model)
     else:
         target = int(params)  # type: ignore[arg-type]
@@ -77,9 +75,6 @@ def estimate_compute_cmd(
     mfu: float = typer.Option(0.4, help="Model FLOPs utilisation assumed for the time."),
 ) -> None:
     """Training compute: 6·N·D FLOPs, petaflop/s-days, Chinchilla-optimal tokens, budget plans."""
-    from llmcycle.core.errors import LLMCycleError
-    from llmcycle.estimate import plan_budget, plan_training
-
     if params is not None and (budget_flops or budget_pf_days):
         raise LLMCycleError("give --params (with optional --tokens) or a budget (--budget-flops / --budget-pf-days)")
     if params is not None:

@@ -8,6 +8,11 @@ from typing import Any, List, Optional
 import typer
 
 from llmcycle.cli.output import console, err_console
+from llmcycle.core.errors import LLMCycleError
+from llmcycle.core.files import atomic_write_jsonl
+from llmcycle.generation import GenerationSettings, generate_detailed
+from llmcycle.generation.io import read_inputs, result_records
+from llmcycle.models import load_model
 
 
 def _settings_dict(**given: Any) -> dict[str, Any]:
@@ -38,6 +43,8 @@ def generate_cmd(
     top_p: Optional[float] = typer.Option(None, help="Nucleus sampling mass in (0, 1] (needs --sample)."),
     num_beams: Optional[int] = typer.Option(None, help="Beam search width."),
     length_penalty: Optional[float] = typer.Option(None, help="Beam search length penalty."),
+    early_stopping: Optional[str] = typer.Option(None, help="Beam search: true | false | never (see "
+                                                 "GenerationSettings.early_stopping)."),
     no_repeat_ngram_size: Optional[int] = typer.Option(None, help="Never repeat an n-gram of this size."),
     repetition_penalty: Optional[float] = typer.Option(None, help="CTRL-style repetition penalty (1: off)."),
     frequency_penalty: Optional[float] = typer.Option(None, help="OpenAI frequency penalty in [-2, 2]."),
@@ -56,12 +63,6 @@ def generate_cmd(
     device: str = typer.Option("cpu", help="cpu | cuda | auto."),
 ) -> None:
     """Generate text: one PROMPT (printed) or --input-file (JSONL written), with any decoding settings."""
-    from llmcycle.core.errors import LLMCycleError
-    from llmcycle.generation import GenerationSettings, generate_detailed
-    from llmcycle.generation.io import read_inputs, result_records
-    from llmcycle.core.files import atomic_write_jsonl
-    from llmcycle.models import load_model
-
     if (prompt is None) == (input_file is None):
         raise LLMCycleError("give exactly one of a PROMPT argument or --input-file FILE (.txt or .jsonl)")
     if output is not None and input_file is None:
@@ -69,6 +70,7 @@ def generate_cmd(
     settings = GenerationSettings.parse(_settings_dict(
         preset=preset, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens, do_sample=sample,
         temperature=temperature, top_k=top_k, top_p=top_p, num_beams=num_beams, length_penalty=length_penalty,
+        early_stopping={"true": True, "false": None}.get(early_stopping or "", early_stopping),
         no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty,
         frequency_penalty=frequency_penalty, presence_penalty=presence_penalty, stop=stop,
         num_return_sequences=num_return_sequences, seed=seed), where="generate")

@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from llmcycle.cli.output import console, say
+from llmcycle.recipe.plan import plan_recipe
+from llmcycle.recipe.recipe import Recipe, apply_overrides
+from llmcycle.recipe.runner import run_recipe
 
 
 def one_stage_recipe(kind: str, model: str, data: dict[str, Any], fields: dict[str, Any], overrides: list[str],
                      runs_dir: str | None = None) -> Any:
     """The validated recipe of one ``kind`` stage (every field checked before any work)."""
-    from llmcycle.recipe.recipe import Recipe, apply_overrides
-
     recipe: dict[str, Any] = {"name": kind.replace("_", "-"), "model": {"source": model}, "data": data,
                               "stages": [{kind: fields}]}
     if runs_dir:
@@ -30,9 +31,6 @@ def one_stage_recipe(kind: str, model: str, data: dict[str, Any], fields: dict[s
 def run_one_stage(kind: str, model: str, data: dict[str, Any], fields: dict[str, Any], overrides: list[str] | None,
                   run_dir: str | None, runs_dir: str | None) -> Any:
     """Run it; print the stage's report section and where the report is. Returns the run."""
-    from llmcycle.recipe.plan import plan_recipe
-    from llmcycle.recipe.runner import run_recipe
-
     recipe = one_stage_recipe(kind, model, data, fields, list(overrides or []), runs_dir)
     run = run_recipe(recipe, run_dir=run_dir, progress=say)
     import os

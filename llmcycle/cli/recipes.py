@@ -7,6 +7,11 @@ from typing import List, Optional
 import typer
 
 from llmcycle.cli.output import console, say, table
+from llmcycle.data import LoadReport, load_data
+from llmcycle.recipe.plan import plan_recipe, plan_rows, plan_text
+from llmcycle.recipe.recipe import load_recipe
+from llmcycle.recipe.reference import recipe_reference
+from llmcycle.recipe.runner import run_recipe
 
 
 def data_cmd(
@@ -20,8 +25,6 @@ def data_cmd(
     show: int = typer.Option(1, help="Print this many example rows per split."),
 ) -> None:
     """Load a data set and show its splits, row counts, references per row and an example."""
-    from llmcycle.data import LoadReport, load_data
-
     report = LoadReport()
     data = load_data(source, report=report, split=split, input_column=input_column,
                      reference_columns=reference_column or None, n=n, on_bad_rows=on_bad_rows)
@@ -50,9 +53,6 @@ def run_cmd(
     from_stage: Optional[str] = typer.Option(None, "--from", help="Start from this stage."),
 ) -> None:
     """Run a recipe (default: the offline quickstart) into a run directory with a report."""
-    from llmcycle.recipe.recipe import load_recipe
-    from llmcycle.recipe.runner import run_recipe
-
     overrides = list(set_ or []) + ([f"runs_dir={runs_dir}"] if runs_dir else [])
     rec = load_recipe(recipe, overrides)
     console.print(f"recipe {rec.name}: model {rec.model.source}, data {rec.data.source}, "
@@ -70,9 +70,6 @@ def plan_cmd(
     and the estimated peak memory of the stages that train. No model is loaded."""
     from pathlib import Path
 
-    from llmcycle.recipe.plan import plan_recipe, plan_rows, plan_text
-    from llmcycle.recipe.recipe import load_recipe
-
     rec = load_recipe(recipe, list(set_ or []))
     steps = plan_recipe(rec, Path(rec.runs_dir) / f"{rec.name}-<timestamp>")
     console.print(plan_text(rec, steps, recipe or "quickstart"), highlight=False, markup=False, soft_wrap=True)
@@ -87,6 +84,4 @@ def plan_cmd(
 
 def reference_cmd() -> None:
     """Print the recipe reference (every field of every stage, generated from the config classes)."""
-    from llmcycle.recipe.reference import recipe_reference
-
     print(recipe_reference())

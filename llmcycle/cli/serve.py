@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from llmcycle.serving.config import ServeConfig
+from llmcycle.serving.config import ServeConfig, parse_adapter_options
 
 
 def _help(field: str) -> str:
@@ -40,8 +40,7 @@ def serve_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="No per-request log lines."),
 ) -> None:
     """Serve MODEL (and --adapter NAME=DIR ...) over HTTP: /v1/completions, /v1/chat/completions, /v1/models."""
-    from llmcycle.serving.config import parse_adapter_options
-    from llmcycle.serving.server import serve
+    from llmcycle.serving.server import serve  # uvicorn, FastAPI, torch: only when serving
 
     config = ServeConfig.from_dict({
         "model": model, "name": name, "adapters": parse_adapter_options(list(adapter or [])), "host": host,

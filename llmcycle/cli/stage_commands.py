@@ -12,10 +12,14 @@ from llmcycle.alignment.align import AlignConfig
 from llmcycle.cli.onestage import run_one_stage
 from llmcycle.cli.output import console, field_help
 from llmcycle.core.config import DataConfig
-from llmcycle.evaluation.evaluate import EvaluateConfig
-from llmcycle.evaluation.prompt_lab import PromptLabConfig
+from llmcycle.evaluation.evaluate import EvaluateConfig, parse_model_spec
+from llmcycle.evaluation.prompt_lab import PromptLabConfig, parse_setting
 from llmcycle.optimize.config import MeasureOptions, OptimizeConfig
+from llmcycle.recipe.rundir import RunDir
+from llmcycle.report import write_report
+from llmcycle.stages import get_stage
 from llmcycle.tuning.config import TuneConfig
+from llmcycle.tuning.report import load_tune_runs, methods_section
 
 SET_HELP = ("Any field of the stage (--set lora.r=32, --set generation.no_repeat_ngram_size=3), of the model "
             "(--set model.dtype=bf16) or of the data (--set data.n=100); see `llmcycle reference`. Repeatable.")
@@ -57,10 +61,6 @@ def tune_compare_cmd(
 ) -> None:
     """Compare fine-tuning runs side by side: trainable share, time, losses, saved size, loss curves."""
     from pathlib import Path
-
-    from llmcycle.recipe.rundir import RunDir
-    from llmcycle.report import write_report
-    from llmcycle.tuning.report import load_tune_runs, methods_section
 
     loaded = load_tune_runs([Path(r) for r in runs])
     folder = Path(out) if out else RunDir.create(runs_dir, "tune-compare").path
@@ -132,8 +132,6 @@ def evaluate_cmd(
     runs_dir: Optional[str] = typer.Option(None, help=RUNS_DIR_HELP),
 ) -> None:
     """Evaluate and compare models: predictions, metrics with CIs, improvements, paired tests, report."""
-    from llmcycle.evaluation.evaluate import parse_model_spec
-
     fields: dict[str, Any] = {"models": models, "baseline": baseline, "template": template, "batch_size": batch_size,
                               "generation": {"max_new_tokens": max_new_tokens, "num_beams": num_beams},
                               "n_side_by_side": side_by_side, **({"metrics": metric} if metric else {})}
@@ -161,8 +159,6 @@ def prompt_lab_cmd(
     runs_dir: Optional[str] = typer.Option(None, help=RUNS_DIR_HELP),
 ) -> None:
     """Prompt engineering as an experiment: templates x shots x generation settings, scored with ROUGE."""
-    from llmcycle.evaluation.prompt_lab import parse_setting
-
     fields: dict[str, Any] = {"n_examples": n, "selection": selection, "max_new_tokens": max_new_tokens, "seed": seed}
     if template:
         fields["templates"] = template
@@ -184,7 +180,5 @@ def stage_cmd(
     runs_dir: Optional[str] = typer.Option(None, help=RUNS_DIR_HELP),
 ) -> None:
     """Run any stage kind on a model as a one-stage recipe (every field through --set), e.g. a stage of your own."""
-    from llmcycle.stages import get_stage
-
     get_stage(kind, where="KIND")
     run_one_stage(kind, model, {"source": data, "split": split, "n": n}, {}, set_, run_dir, runs_dir)

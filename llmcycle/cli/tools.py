@@ -7,13 +7,16 @@ from typing import Optional
 import typer
 
 from llmcycle.cli.output import console, table
+from llmcycle.models import load_model
+from llmcycle.models.architectures import ALIASES, bundled_ids
+from llmcycle.models.builtins import BUILTINS
+from llmcycle.models.info import describe, load_tokenizer
+from llmcycle.models.tokenize import tokenize_text
+from llmcycle.models.trace import trace as walk
 
 
 def models_cmd() -> None:
     """List the builtin models and the hub ids whose architecture ships with llmcycle."""
-    from llmcycle.models.architectures import ALIASES, bundled_ids
-    from llmcycle.models.builtins import BUILTINS
-
     console.print(table("builtin models (no download)",
                         [(f"builtin:{b.name}", b.kind, "pretrained" if b.pretrained else "random", b.description)
                          for b in BUILTINS.values()], ("name", "kind", "weights", "what")))
@@ -33,15 +36,10 @@ def info_cmd(
     device: str = typer.Option("cpu", help="cpu | cuda | auto."),
 ) -> None:
     """Model card: kind, family, layers, heads, sizes, parameters and memory; --trace walks a text through it."""
-    from llmcycle.models import load_model
-    from llmcycle.models.info import describe
-
     loaded = load_model(model, weights=weights, dtype=dtype, device=device) if trace is not None else None
     card = describe(loaded or model, weights=weights, dtype=dtype)
     console.print(table(f"{card.label}", card.rows(), ("property", "value")))
     if loaded is not None:
-        from llmcycle.models.trace import trace as walk
-
         for step in walk(loaded, trace or ""):
             console.print(f"[bold]{step.title}[/bold]")
             for line in step.lines:
@@ -54,9 +52,6 @@ def tokenize_cmd(
     special: bool = typer.Option(False, "--special", help="Add the model's special tokens ([CLS], </s>, ...)."),
 ) -> None:
     """Tokens, ids and the decoded round trip, flagging unknown tokens and lossy round trips."""
-    from llmcycle.models.info import load_tokenizer
-    from llmcycle.models.tokenize import tokenize_text
-
     result = tokenize_text(load_tokenizer(model), text, add_special_tokens=special)
     rows = [(i, tok, tid, "UNKNOWN" if i in result.unknown else "") for i, (tok, tid) in
             enumerate(zip(result.tokens, result.ids))]

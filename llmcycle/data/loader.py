@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llmcycle.core.config import DataConfig
+from llmcycle.core.errors import DataError
+from llmcycle.core.hub import offline_unless_reachable
 from llmcycle.data.readers import RawSplit, read_bytes
 from llmcycle.data.rows import build_dataset, check_rows, hub_rows, resolve_columns, sample_indices
 from llmcycle.data.sources import HubSource, SplitFile, canonical_split, resolve_source, split_key, split_rank
-from llmcycle.core.errors import DataError
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -160,8 +161,6 @@ def _no_usable_rows(raw: RawSplit, split: str, bad: list[str]) -> DataError:
 def _read_hub(hub: HubSource, cfg: DataConfig) -> dict[str, RawSplit]:
     """Fetch ``hub.repo_id`` with the real ``datasets.load_dataset``; failures become one sentence."""
     import datasets
-
-    from llmcycle.core.hub import offline_unless_reachable
 
     try:
         with offline_unless_reachable():  # offline: the local cache or a quick clear error, not 25 s of retries

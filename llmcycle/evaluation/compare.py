@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from llmcycle.core.errors import LLMCycleError
+from llmcycle.evaluation import bleu, bootstrap_ci, chrf, paired_test, rouge_per_example, toxicity
+from llmcycle.report.markdown import md_table
 
 PER_EXAMPLE = ("rouge1", "rouge2", "rougeL", "rougeLsum", "toxicity", "length_words")
 METRIC_NAMES = ("rouge", "bleu", "chrf", "toxicity", "length")
@@ -44,8 +46,6 @@ def score_outputs(name: str, predictions: Sequence[str], references: Sequence[Se
                   metrics: Sequence[str] = ("rouge", "bleu", "toxicity", "length"),
                   toxicity_scorer: Any = "profanity-check") -> ModelScores:
     """Aggregate and per-example scores of one model's predictions."""
-    from llmcycle.evaluation import bleu, chrf, rouge_per_example, toxicity
-
     unknown = [m for m in metrics if m not in METRIC_NAMES]
     if unknown:
         raise LLMCycleError(f"metrics: unknown {unknown}; valid: {', '.join(METRIC_NAMES)}")
@@ -77,8 +77,6 @@ def _points(metric: str, delta: float) -> float:
 def compare(models: Sequence[ModelScores], baseline: str | None = None, n_resamples: int = 1000,
             seed: int = 0) -> list[ComparisonRow]:
     """One row per (model, metric): value, 95% CI, improvement in points over ``baseline``, paired p-value."""
-    from llmcycle.evaluation import bootstrap_ci, paired_test
-
     if not models:
         raise LLMCycleError("compare: no models to compare")
     names = [m.name for m in models]
@@ -108,8 +106,6 @@ def compare(models: Sequence[ModelScores], baseline: str | None = None, n_resamp
 def comparison_markdown(rows: Sequence[ComparisonRow], baseline: str) -> str:
     """Two Markdown tables, one row per model: values with 95% CIs, then improvements over the
     baseline in points with the paired test's p-value."""
-    from llmcycle.report.markdown import md_table
-
     models = list(dict.fromkeys(r.model for r in rows))
     metrics = list(dict.fromkeys(r.metric for r in rows))
     cell = {(r.model, r.metric): r for r in rows}

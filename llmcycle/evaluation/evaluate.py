@@ -19,6 +19,7 @@ from pydantic import Field, field_validator
 
 from llmcycle.core.config import StageConfig
 from llmcycle.core.errors import LLMCycleError
+from llmcycle.core.files import atomic_write_json, atomic_write_jsonl
 from llmcycle.evaluation.compare import (
     METRIC_NAMES,
     ComparisonRow,
@@ -27,7 +28,12 @@ from llmcycle.evaluation.compare import (
     comparison_markdown,
     score_outputs,
 )
+from llmcycle.generation import generate
 from llmcycle.generation.settings import GenerationSettings
+from llmcycle.models import load_model
+from llmcycle.prompts import build_prompts, get_template
+from llmcycle.report.charts import bar_chart, histogram
+from llmcycle.report.markdown import md_table
 
 
 class EvaluateConfig(StageConfig):
@@ -86,8 +92,6 @@ class EvaluationResult:
 
 def _prompts(rows: Any, template: str, tokenizer: Any) -> Any:
     """Zero-shot prompts fitted to the model's input budget (cuts are recorded, never silent)."""
-    from llmcycle.prompts import build_prompts
-
     return build_prompts(template, rows, tokenizer=tokenizer)
 
 
@@ -100,16 +104,12 @@ def evaluate_models(cfg: EvaluateConfig, rows: Any, out_dir: str | Path,
     a function that loads it, used instead of ``load_model(spec)`` (the evaluate stage passes the
     models the recipe handed on, loaded with the recipe's dtype and device).
     """
-    from llmcycle.core.files import atomic_write_json, atomic_write_jsonl
-
     say = progress or (lambda msg: None)
     specs = [parse_model_spec(s) for s in cfg.models]
     if not specs:
         raise LLMCycleError("models: give at least one model to evaluate")
     if len(rows) == 0:
         raise LLMCycleError("the data split to evaluate on is empty")
-    from llmcycle.prompts import get_template
-
     get_template(cfg.template)  # an unknown template fails before any model loads
     out = Path(out_dir)
     refs = [list(r) for r in rows["references"]]
@@ -134,9 +134,6 @@ def evaluate_models(cfg: EvaluateConfig, rows: Any, out_dir: str | Path,
 
 
 def _generate(spec: ModelSpec, rows: Any, cfg: EvaluateConfig, loaded: Any = None) -> tuple[Any, list[str]]:
-    from llmcycle.generation import generate
-    from llmcycle.models import load_model
-
     if callable(loaded):
         loaded = loaded()
     loaded = loaded if loaded is not None else load_model(spec.source, adapter=spec.adapter)
@@ -156,9 +153,6 @@ def _slug(name: str) -> str:
 
 def _section(scores: list[ModelScores], rows: list[ComparisonRow], baseline: str, data: Any,
              prompts: list[str], refs: list[list[str]], cfg: EvaluateConfig, out: Path) -> str:
-    from llmcycle.report.charts import bar_chart, histogram
-    from llmcycle.report.markdown import md_table
-
     rel = out.name
     parts = [f"## Evaluation: {len(prompts)} examples, template `{cfg.template}`, baseline `{baseline}`\n",
              comparison_markdown(rows, baseline)]

@@ -22,6 +22,8 @@ from typing import Any, Sequence
 
 from llmcycle.core.errors import LLMCycleError
 from llmcycle.evaluation._checks import check_positive_int, check_references, check_texts
+from llmcycle.models.builtins import quiet_transformers
+from llmcycle.models.loader import LoadedModel, model_kind
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,6 @@ def causal_perplexity(
             scored token after the first window sees at least half a window of context).
         batch_size: windows per forward pass.
     """
-    from llmcycle.models.builtins import quiet_transformers
-
     items = check_texts(texts, "texts")
     check_positive_int(batch_size, "batch_size")
     limit = context_length(model, tokenizer)
@@ -206,8 +206,6 @@ def perplexity(
     Causal: ``texts`` are scored (``max_length``, ``stride`` options). Seq2seq: ``references``
     given ``texts`` as inputs (``max_input_length``, ``max_target_length`` options).
     """
-    from llmcycle.models.loader import LoadedModel, model_kind
-
     if isinstance(model, LoadedModel):
         model, tokenizer, kind = model.model, tokenizer or model.tokenizer, model.kind
     elif hasattr(model, "config"):

@@ -18,7 +18,12 @@ from pydantic import Field, field_validator, model_validator
 
 from llmcycle.core.config import StageConfig
 from llmcycle.core.errors import LLMCycleError
+from llmcycle.core.files import atomic_write_json, atomic_write_jsonl
+from llmcycle.evaluation import rouge
+from llmcycle.generation import generate
+from llmcycle.generation.presets import PRESETS
 from llmcycle.generation.settings import GenerationSettings
+from llmcycle.prompts import PromptConfig, build_prompts_from_config, get_template
 
 
 class PromptLabConfig(StageConfig):
@@ -95,11 +100,6 @@ def run_prompt_lab(loaded: Any, rows: Any, pool: Any, cfg: PromptLabConfig, out_
     """Run the grid on ``rows`` (evaluation split) with shots from ``pool`` (train split)."""
     import time
 
-    from llmcycle.evaluation import rouge
-    from llmcycle.generation import generate
-    from llmcycle.core.files import atomic_write_json, atomic_write_jsonl
-    from llmcycle.prompts import PromptConfig, build_prompts_from_config, get_template
-
     say = progress or (lambda m: None)
     for name in cfg.templates:
         get_template(name)  # unknown names fail before any generation
@@ -136,8 +136,6 @@ def run_prompt_lab(loaded: Any, rows: Any, pool: Any, cfg: PromptLabConfig, out_
 def parse_setting(spec: str) -> tuple[str, dict[str, Any]]:
     """``LABEL`` (a preset name) or ``LABEL:field=value,field=value`` (values parsed as YAML)."""
     import yaml
-
-    from llmcycle.generation.presets import PRESETS
 
     label, _, rest = spec.partition(":")
     label = label.strip()

@@ -18,6 +18,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from llmcycle.core.errors import LLMCycleError
 from llmcycle.evaluation._checks import check_positive_int, check_texts
+from llmcycle.models.loader import LoadedModel, load_model
 
 DEFAULT_TOXICITY_SCORER = "profanity-check"
 
@@ -67,8 +68,6 @@ def find_label_id(id2label: dict[Any, str], label: str) -> int:
 
 def _resolve_model(model_or_id: Any, tokenizer: Any) -> tuple[Any, Any, str]:
     """(model, tokenizer, name) from a source string, a LoadedModel, a (model, tokenizer) pair or a model."""
-    from llmcycle.models.loader import LoadedModel, load_model
-
     if isinstance(model_or_id, str):
         loaded = load_model(model_or_id)
         if loaded.kind != "classifier":

@@ -214,7 +214,7 @@ def _generate_batch(loaded: LoadedModel, texts: list[str], indices: list[int], s
     import torch
     from transformers import LogitsProcessorList, StoppingCriteriaList
 
-    from llmcycle.generation.processors import SeededSampler, StopOnStrings
+    from llmcycle.generation.processors import SeededSampler, StopOnStrings  # torch, transformers
 
     model, tok = loaded.model, loaded.tokenizer
     causal = loaded.kind == "causal"
@@ -268,7 +268,7 @@ def eos_token_ids(model: Any, tok: Any) -> set[int]:
 
 def _finish(row: list[int], decode: Callable[[list[int]], str], stops: list[str], eos: set[int]) -> Any:
     """Text (cut at the first stop string), token count and finish reason of one generated row."""
-    from llmcycle.generation.processors import find_stop, trim_at_stop
+    from llmcycle.generation.processors import find_stop, trim_at_stop  # torch, transformers
 
     text, hit = trim_at_stop(decode(row), stops)
     if hit:  # the first prefix of the row whose text holds a stop string

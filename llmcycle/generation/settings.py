@@ -187,7 +187,7 @@ class GenerationSettings(StageConfig):
         """
         if not self.uses_penalties:
             return []
-        from llmcycle.generation.processors import FrequencyPresencePenalty
+        from llmcycle.generation.processors import FrequencyPresencePenalty  # imports torch and transformers
 
         return [FrequencyPresencePenalty(self.frequency_penalty, self.presence_penalty, prompt_length)]
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from llmcycle.core.errors import ModelSourceError
+from llmcycle.models.tokenizer import minilm_path, offline_tokenizer, special_ids
 
 log = logging.getLogger("llmcycle")
 
@@ -85,8 +86,6 @@ def _init_tag_embeddings(embeddings: Any, tokenizer: Any, n_new: int) -> None:
 def build_minilm_seq2seq(tokenizer: Any) -> Any:
     from transformers import EncoderDecoderModel
 
-    from llmcycle.models.tokenizer import minilm_path
-
     path = minilm_path()
     with quiet_transformers(), seeded():
         model = EncoderDecoderModel.from_encoder_decoder_pretrained(path, path)
@@ -109,8 +108,6 @@ def build_minilm_seq2seq(tokenizer: Any) -> Any:
 
 def set_generation_ids(model: Any, tokenizer: Any) -> None:
     """Decoder start = [CLS], end = [SEP], pad = [PAD], on the config and the generation config."""
-    from llmcycle.models.tokenizer import special_ids
-
     ids = special_ids(tokenizer)
     for cfg in (model.config, model.generation_config):
         cfg.decoder_start_token_id = ids["bos_token_id"]
@@ -122,8 +119,6 @@ def set_generation_ids(model: Any, tokenizer: Any) -> None:
 def _tiny(config_cls_name: str, model_cls_name: str, **cfg: Any) -> Callable[[Any], Any]:
     def build(tokenizer: Any) -> Any:
         import transformers
-
-        from llmcycle.models.tokenizer import special_ids
 
         ids = special_ids(tokenizer)
         config = getattr(transformers, config_cls_name)(vocab_size=len(tokenizer), **ids, **cfg)
@@ -161,8 +156,6 @@ BUILTINS: dict[str, Builtin] = {
 def builtin_config(name: str) -> Any:
     """The transformers config a builtin model has, made without building or loading any weights."""
     import transformers
-
-    from llmcycle.models.tokenizer import minilm_path, offline_tokenizer, special_ids
 
     spec = get_builtin(name)
     tokenizer = offline_tokenizer(spec.kind)

@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmcycle.models.loader import LoadedModel, load_model, model_kind
+from llmcycle.core.errors import ModelSourceError
+from llmcycle.estimate import ArchSpec
+from llmcycle.estimate.memory import estimate_memory
+from llmcycle.models.architectures import bundled_config, bundled_config_dict
+from llmcycle.models.build import auto_class, untie_lm_head
+from llmcycle.models.builtins import builtin_config, get_builtin
+from llmcycle.models.loader import LoadedModel, _hub_config, _hub_error, hub_reachable, load_model, model_kind
+from llmcycle.models.tokenizer import offline_tokenizer
 
 
 @dataclass
@@ -90,9 +97,6 @@ def _architecture_only(source: str) -> tuple[Any, Any] | None:
     """(config, meta-device model) for a bundled hub id, without weights; None when not bundled."""
     import torch
 
-    from llmcycle.models.architectures import bundled_config, bundled_config_dict
-    from llmcycle.models.loader import auto_class, untie_lm_head
-
     config = bundled_config(source)
     if config is None:
         return None
@@ -103,8 +107,6 @@ def _architecture_only(source: str) -> tuple[Any, Any] | None:
 
 
 def _memory(n_params: int, trainable: int, dtype: str) -> dict[str, float]:
-    from llmcycle.estimate.memory import estimate_memory
-
     infer = estimate_memory(n_params, dtype=dtype, mode="inference")
     train = estimate_memory(n_params, dtype=dtype, mode="training", trainable_params=trainable)
     return {f"weights ({dtype})": infer.weights / 1e9,
@@ -120,8 +122,6 @@ def describe(source: str | LoadedModel, weights: str = "pretrained", dtype: str 
     if isinstance(source, LoadedModel):
         loaded: LoadedModel | None = source
     else:
-        from llmcycle.models.loader import hub_reachable
-
         arch = None
         if not source.startswith("builtin:") and (weights == "random" or not hub_reachable()):
             arch = _architecture_only(source)
@@ -145,13 +145,7 @@ def load_tokenizer(source: str) -> Any:
     """The tokenizer of ``source`` alone (no weights): builtins use the offline tokenizer."""
     from pathlib import Path
 
-    from llmcycle.core.errors import ModelSourceError
-    from llmcycle.models.loader import _hub_error, hub_reachable
-
     if source.startswith("builtin:"):
-        from llmcycle.models.builtins import get_builtin
-        from llmcycle.models.tokenizer import offline_tokenizer
-
         return offline_tokenizer(get_builtin(source).kind)
     from transformers import AutoTokenizer
 
@@ -174,14 +168,8 @@ def model_config(source: str, weights_free: bool = False) -> Any:
     """
     from pathlib import Path
 
-    from llmcycle.core.errors import ModelSourceError
-    from llmcycle.models.architectures import bundled_config
-    from llmcycle.models.loader import _hub_config, hub_reachable
-
     if source.startswith("builtin:"):
         if weights_free:
-            from llmcycle.models.builtins import builtin_config
-
             return builtin_config(source)
         return load_model(source).model.config
     if Path(source).is_dir():
@@ -198,6 +186,4 @@ def model_config(source: str, weights_free: bool = False) -> Any:
 def arch_spec(source: str, weights_free: bool = False) -> Any:
     """``llmcycle.estimate.ArchSpec`` of a model source (for memory estimates with a batch shape); with
     ``weights_free`` no weights are loaded or built (``llmcycle plan``)."""
-    from llmcycle.estimate import ArchSpec
-
     return ArchSpec.from_config(model_config(source, weights_free=weights_free))

@@ -19,10 +19,14 @@ from typing import Any, Literal
 from llmcycle.core.errors import ModelSourceError
 from llmcycle.core.hub import hub_reachable
 from llmcycle.models.adapters import attach_adapter
+from llmcycle.models.architectures import bundled_config, bundled_config_dict
+from llmcycle.models.build import Kind, auto_class, build_random, model_kind  # model_kind: re-exported
+from llmcycle.models.builtins import get_builtin
+from llmcycle.models.quantized import load_int8
+from llmcycle.models.tokenizer import offline_tokenizer
 
 log = logging.getLogger("llmcycle")
 
-Kind = Literal["seq2seq", "causal", "classifier"]
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
           "fp16": "float16", "float16": "float16"}
@@ -45,16 +49,6 @@ class LoadedModel:
     def label(self) -> str:
         """The source, marked ``(untrained)`` when the weights are random."""
         return f"{self.source} (untrained)" if self.untrained else self.source
-
-
-def model_kind(config: Any) -> Kind:
-    """``seq2seq``, ``causal`` or ``classifier``, from a transformers config."""
-    archs = " ".join(getattr(config, "architectures", None) or [])
-    if "ForSequenceClassification" in archs:
-        return "classifier"
-    if getattr(config, "is_encoder_decoder", False):
-        return "seq2seq"
-    return "causal"
 
 
 def resolve_dtype(dtype: str, device: str) -> Any:
@@ -81,36 +75,6 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def auto_class(kind: Kind) -> Any:
-    """The transformers Auto class that builds or loads a model of this kind."""
-    import transformers
-
-    return {"seq2seq": transformers.AutoModelForSeq2SeqLM, "causal": transformers.AutoModelForCausalLM,
-            "classifier": transformers.AutoModelForSequenceClassification}[kind]
-
-
-def untie_lm_head(model: Any, config_dict: dict[str, Any]) -> None:
-    """T5 v1.1 / FLAN-T5 have an LM head separate from the embeddings (247,577,856 params for
-    flan-t5-base); transformers 5.x always ties T5's head, so untie it for a faithful build."""
-    import torch
-
-    if config_dict.get("model_type") == "t5" and config_dict.get("tie_word_embeddings") is False:
-        head = torch.empty_like(model.shared.weight).normal_(0.0, 1.0)  # T5's untied-head init
-        model.lm_head.weight = torch.nn.Parameter(head)
-        model._tied_weights_keys = {k: v for k, v in model._tied_weights_keys.items() if k != "lm_head.weight"}
-
-
-def build_random(config: Any, config_dict: dict[str, Any] | None = None, seed: int = 1234) -> Any:
-    """The architecture of ``config`` with seeded random weights."""
-    from llmcycle.models.builtins import seeded
-
-    with seeded(seed):
-        model = auto_class(model_kind(config)).from_config(config)
-        if config_dict:
-            untie_lm_head(model, config_dict)
-    return model.eval()
-
-
 def _hub_error(source: str, what: str = "model") -> ModelSourceError:
     return ModelSourceError(
         f"cannot reach the Hugging Face hub to fetch {what} {source} (offline or blocked); pass a local "
@@ -122,8 +86,6 @@ def _hub_error(source: str, what: str = "model") -> ModelSourceError:
 def _hub_tokenizer(source: str, kind: Kind, revision: str | None, notes: list[str]) -> Any:
     from transformers import AutoTokenizer
 
-    from llmcycle.models.tokenizer import offline_tokenizer
-
     try:
         return AutoTokenizer.from_pretrained(source, revision=revision, local_files_only=not hub_reachable())
     except (OSError, ValueError):
@@ -132,8 +94,6 @@ def _hub_tokenizer(source: str, kind: Kind, revision: str | None, notes: list[st
 
 
 def _load_hub(source: str, weights: str, revision: str | None, torch_dtype: Any) -> LoadedModel:
-    from llmcycle.models.architectures import bundled_config, bundled_config_dict
-
     if not HUB_ID.match(source):
         raise ModelSourceError(
             f"model source {source!r} is neither builtin:NAME, an existing directory, nor a hub id (owner/name)"
@@ -200,8 +160,6 @@ def _load_local(path: Path, weights: str, torch_dtype: Any) -> LoadedModel:
     if weights == "random":
         model = build_random(config).to(torch_dtype)
     elif (path / "llmcycle_quantization.json").is_file():  # llmcycle's int8 format (models.quantized)
-        from llmcycle.models.quantized import load_int8
-
         model = load_int8(path, kind)
     else:
         try:
@@ -217,9 +175,6 @@ def _load_local(path: Path, weights: str, torch_dtype: Any) -> LoadedModel:
 
 
 def _load_builtin(source: str, weights: str, torch_dtype: Any) -> LoadedModel:
-    from llmcycle.models.builtins import get_builtin
-    from llmcycle.models.tokenizer import offline_tokenizer
-
     spec = get_builtin(source)
     tok = offline_tokenizer(spec.kind)
     model = spec.build(tok)

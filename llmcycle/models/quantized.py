@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from llmcycle.core.errors import OptimizeError
+from llmcycle.models.build import auto_class, build_random
 
 MARKER = "llmcycle_quantization.json"
 WEIGHTS = "quantized_model.pt"
@@ -122,8 +123,6 @@ def load_int8(path: str | Path, kind: str) -> Any:
     import torch
     from transformers import AutoConfig
 
-    from llmcycle.models.loader import build_random  # loader imports this module lazily: no cycle
-
     path = Path(path)
     marker = json.loads((path / MARKER).read_text(encoding="utf-8"))
     if marker.get("method") != "int8_dynamic":
@@ -164,7 +163,6 @@ def load_bnb(source: str, bits: int, kind: str) -> Any:
             from None
     from transformers import BitsAndBytesConfig
 
-    from llmcycle.models.loader import auto_class  # loader imports this module lazily: no cycle
 
     if bits == 8:
         qcfg = BitsAndBytesConfig(load_in_8bit=True)

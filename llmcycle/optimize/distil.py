@@ -23,8 +23,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from llmcycle.optimize.config import DistilOptions
 from llmcycle.core.errors import OptimizeError
+from llmcycle.generation import GenerationSettings, generate
+from llmcycle.models.adapters import is_peft
+from llmcycle.models.builtins import seeded
+from llmcycle.optimize.config import DistilOptions
+from llmcycle.prompts import build_prompts
+from llmcycle.tuning import train
 
 log = logging.getLogger("llmcycle")
 
@@ -81,9 +86,6 @@ def make_student(teacher: Any, opts: DistilOptions) -> tuple[Any, list[int]]:
     """A ``LoadedModel`` student: the teacher's architecture with only the kept decoder layers, weights copied."""
     import copy
 
-    from llmcycle.models.builtins import seeded
-    from llmcycle.models.adapters import is_peft
-
     if is_peft(teacher.model):
         raise OptimizeError("distil: merge the teacher's LoRA adapter first (method merge)")
     model = teacher.model
@@ -139,9 +141,6 @@ def distillation_trainer(base_cls: Any, teacher: Any, kind: str, temperature: fl
 
 
 def _generated_targets(teacher: Any, train_rows: Any, opts: DistilOptions) -> list[dict[str, Any]]:
-    from llmcycle.generation import GenerationSettings, generate
-    from llmcycle.prompts import build_prompts
-
     cfg = opts.train
     n = len(train_rows) if cfg.max_steps is None else min(len(train_rows), cfg.max_steps * cfg.batch_size
                                                           * cfg.grad_accum)
@@ -161,8 +160,6 @@ def distil(teacher: Any, data: Any, opts: DistilOptions, out_dir: str | Path) ->
     ``out_dir/model`` by the tuning engine, checkpoints under ``out_dir/checkpoints`` (resumable).
     """
     from transformers import Seq2SeqTrainer, Trainer
-
-    from llmcycle.tuning import train
 
     student, keep = make_student(teacher, opts)
     if opts.targets == "generated":

@@ -18,8 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmcycle.optimize.config import MeasureOptions
+from llmcycle.evaluation.rouge import rouge
+from llmcycle.generation import generate_detailed
+from llmcycle.models.adapters import is_peft, save_adapter
 from llmcycle.models.quantized import is_int8, save_int8
+from llmcycle.optimize.config import MeasureOptions
 
 
 @dataclass
@@ -70,8 +73,6 @@ def count_params(model: Any) -> int:
 
 def save_variant(loaded: Any, path: str | Path) -> Path:
     """Save ``loaded`` so that ``llmcycle.models.load_model(path)`` (or the adapter loader) reads it back."""
-    from llmcycle.models.adapters import is_peft, save_adapter
-
     path = Path(path)
     if is_int8(loaded.model):
         return save_int8(loaded, path)
@@ -92,8 +93,6 @@ def size_on_disk_mb(loaded: Any, saved: str | Path | None = None) -> float:
 
     A model with an unmerged LoRA adapter counts its base and its adapter (what deploying it needs).
     """
-    from llmcycle.models.adapters import is_peft
-
     if saved is not None and not is_peft(loaded.model):
         return dir_mb(saved)
     with tempfile.TemporaryDirectory(prefix="llmcycle-size-") as tmp:
@@ -111,9 +110,6 @@ def size_on_disk_mb(loaded: Any, saved: str | Path | None = None) -> float:
 def measure(loaded: Any, prompts: list[str], references: list[list[str]], opts: MeasureOptions, name: str,
             saved: str | Path | None = None, details: dict[str, Any] | None = None) -> Measurement:
     """Measure ``loaded`` on ``prompts`` (see the module docstring)."""
-    from llmcycle.evaluation.rouge import rouge
-    from llmcycle.generation import generate_detailed
-
     settings = opts.generation
     generate_detailed(loaded, prompts[:2], settings, batch_size=opts.batch_size, truncate=True)  # warm-up
     start = time.perf_counter()

@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from llmcycle.optimize.config import PruneOptions
 from llmcycle.core.errors import OptimizeError
+from llmcycle.models.adapters import is_peft
+from llmcycle.optimize.config import PruneOptions
 
 
 @dataclass
@@ -75,8 +76,6 @@ def prune_model(loaded: Any, opts: PruneOptions) -> tuple[Any, Sparsity]:
     """A copy of ``loaded`` with its linear layers pruned as ``opts`` says; the achieved sparsity beside it."""
     import torch
     from torch.nn.utils import prune
-
-    from llmcycle.models.adapters import is_peft
 
     if is_peft(loaded.model):
         raise OptimizeError("prune: merge the LoRA adapter first (method merge); pruning would touch only the base")

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from llmcycle.core.errors import OptimizeError
+from llmcycle.models.adapters import is_peft
 from llmcycle.models.quantized import quantize_dynamic_int8
 
 
@@ -31,8 +32,6 @@ def cast(loaded: Any, dtype: str) -> Any:
 
 def quantize_int8(loaded: Any) -> Any:
     """A copy of ``loaded`` with int8 linear layers (dynamic activations) and int8 embedding tables."""
-    from llmcycle.models.adapters import is_peft
-
     if is_peft(loaded.model):
         raise OptimizeError("int8: merge the LoRA adapter first (method merge, or llmcycle.models.adapters."
                             "merge_adapter); quantising a PEFT wrapper would leave the adapter in fp32")

@@ -24,10 +24,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from llmcycle.core.files import atomic_write_json, config_hash
-from llmcycle.optimize.config import OptimizeConfig
-from llmcycle.optimize.measure import Measurement, compare, measure, remove_tree, save_variant
 from llmcycle.core.errors import OptimizeError
+from llmcycle.core.files import atomic_write_json, config_hash
+from llmcycle.models import load_model
+from llmcycle.models.adapters import is_peft, merge_adapter
+from llmcycle.models.quantized import load_bnb
+from llmcycle.optimize.config import OptimizeConfig
+from llmcycle.optimize.distil import distil
+from llmcycle.optimize.measure import Measurement, compare, measure, remove_tree, save_variant
+from llmcycle.optimize.prune import prune_model
+from llmcycle.optimize.quantize import cast, quantize_int8
+from llmcycle.prompts import build_prompts
 
 log = logging.getLogger("llmcycle")
 
@@ -79,8 +86,6 @@ def _cached(path: Path, key: str) -> Measurement | None:
 
 
 def _bnb(plain: Any, bits: int, out: Path) -> Any:
-    from llmcycle.models.quantized import load_bnb
-
     src = plain.source
     if not Path(src).is_dir() or (Path(src) / "adapter_config.json").is_file():
         src = str(save_variant(plain, out / "fp_source"))
@@ -90,8 +95,6 @@ def _bnb(plain: Any, bits: int, out: Path) -> Any:
 
 def nothing_to_do(method: str, loaded: Any) -> str | None:
     """Why ``method`` has nothing to do on ``loaded`` (None: it has work)."""
-    from llmcycle.models.adapters import is_peft
-
     if method == "merge" and not is_peft(loaded.model):
         return "the model has no LoRA adapter to merge (its weights are already whole)"
     if method == "merge":
@@ -104,11 +107,6 @@ def nothing_to_do(method: str, loaded: Any) -> str | None:
 def build_variant(method: str, base: Any, plain: Callable[[], Any], cfg: OptimizeConfig, out: Path,
                   train_data: Any) -> tuple[Any, dict[str, Any]]:
     """The ``method`` variant of the model and the details worth recording about it."""
-    from llmcycle.optimize.distil import distil
-    from llmcycle.optimize.prune import prune_model
-    from llmcycle.optimize.quantize import cast, quantize_int8
-    from llmcycle.models.adapters import is_peft, merge_adapter
-
     if method in ("fp16", "bf16"):
         return cast(plain(), method), {}
     if method == "int8":
@@ -173,9 +171,6 @@ def run_optimize(loaded: Any, rows: Any, cfg: OptimizeConfig | dict[str, Any], o
             already built from their saved folders (timings are comparable only within one process on
             one machine state; the builds are reused).
     """
-    from llmcycle.prompts import build_prompts
-    from llmcycle.models.adapters import is_peft, merge_adapter
-
     cfg = cfg if isinstance(cfg, OptimizeConfig) else OptimizeConfig.from_dict(dict(cfg), where="optimize")
     say = progress or (lambda msg: log.info(msg))
     out = Path(out_dir)
@@ -216,8 +211,6 @@ def run_optimize(loaded: Any, rows: Any, cfg: OptimizeConfig | dict[str, Any], o
         mkey = config_hash(_method_config(cfg, method) | {"model": loaded.source})
         found = _cached(folder / "measure.json", mkey)
         if found is not None and remeasure and (folder / "model").is_dir():
-            from llmcycle.models import load_model
-
             say(f"optimize: measuring {method} again (loaded from {folder / 'model'})")
             device = str(next(loaded.model.parameters()).device) if method != "int8" else "cpu"
             saved_variant = load_model(str(folder / "model"), device=device.split(":")[0],

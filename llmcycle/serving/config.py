@@ -10,6 +10,7 @@ import re
 from pydantic import Field, field_validator, model_validator
 
 from llmcycle.core.config import Device, Dtype, StageConfig
+from llmcycle.core.errors import ConfigError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/\-]*$")
 
@@ -91,8 +92,6 @@ class ServeConfig(StageConfig):
 
 def parse_adapter_options(options: list[str]) -> dict[str, str]:
     """``["summarise=runs/x/adapter", ...]`` -> ``{"summarise": "runs/x/adapter"}`` (CLI ``--adapter NAME=DIR``)."""
-    from llmcycle.core.errors import ConfigError
-
     out: dict[str, str] = {}
     for option in options:
         name, sep, path = option.partition("=")

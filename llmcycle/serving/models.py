@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from llmcycle.core.errors import LLMCycleError, ModelSourceError
+from llmcycle.generation import generate_detailed
+from llmcycle.generation.engine import input_limit
+from llmcycle.models import load_model
+from llmcycle.models.adapters import is_peft, load_adapter, switch_adapter
 from llmcycle.serving.config import ServeConfig
 
 log = logging.getLogger("llmcycle.serving")
@@ -41,9 +45,6 @@ class ServedModels:
     @classmethod
     def load(cls, config: ServeConfig, loaded: Any = None) -> "ServedModels":
         """Load ``config.model`` (or take ``loaded``) and attach ``config.adapters`` under their names."""
-        from llmcycle.models import load_model
-        from llmcycle.models.adapters import is_peft, load_adapter, switch_adapter
-
         if loaded is None:
             loaded = load_model(config.model, device=config.device, dtype=config.dtype)
         if loaded.kind not in ("seq2seq", "causal"):
@@ -84,8 +85,6 @@ class ServedModels:
 
     def input_limit(self, settings: Any) -> int:
         """The longest prompt allowed with ``settings``: the model's limit, capped by ``max_input_tokens``."""
-        from llmcycle.generation.engine import input_limit
-
         limit = input_limit(self.loaded, settings)
         return min(limit, self.max_input_tokens) if self.max_input_tokens else limit
 
@@ -104,8 +103,6 @@ class ServedModels:
 
     def generate(self, name: str, prompts: list[str], settings: Any, streamer: Any = None) -> list[Any]:
         """One batched generate call for ``prompts``, all for served model ``name`` (model thread only)."""
-        from llmcycle.generation import generate_detailed
-
         limit = self.input_limit(settings)
         with self._active(name):
             return generate_detailed(self.loaded, prompts, settings, batch_size=len(prompts),
@@ -114,8 +111,6 @@ class ServedModels:
     @contextmanager
     def _active(self, name: str) -> Iterator[None]:
         """Activate the adapter ``name`` routes to (or disable adapters for the bare base)."""
-        from llmcycle.models.adapters import is_peft
-
         model, adapter = self.loaded.model, self.routes[name]
         if not is_peft(model):
             yield

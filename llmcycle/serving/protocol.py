@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from llmcycle.generation import GenerationSettings
+
 OPENAI_MAX_STOPS = 4
 
 
@@ -230,8 +232,6 @@ def generation_settings(req: _Request, max_tokens: int, default_max_tokens: int)
     the OpenAI API does too). Without a ``seed``, sampling draws a fresh random seed.
     """
     import random
-
-    from llmcycle.generation import GenerationSettings
 
     wanted = req.requested_max_tokens()
     field = "max_completion_tokens" if isinstance(req, ChatRequest) and req.max_completion_tokens else "max_tokens"

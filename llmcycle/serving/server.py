@@ -60,7 +60,7 @@ def _log_to_stderr() -> None:
 
 def serve(config: ServeConfig | dict[str, Any] | None = None, loaded: Any = None) -> None:
     """Load the model and adapters, then serve until SIGTERM/SIGINT (graceful: in-flight requests finish)."""
-    from llmcycle.serving.app import create_app
+    from llmcycle.serving.app import create_app  # FastAPI, torch
 
     if not isinstance(config, ServeConfig):
         config = ServeConfig.from_dict(config, where="serve")

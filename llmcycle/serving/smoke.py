@@ -22,7 +22,10 @@ from pydantic import Field, field_validator
 
 from llmcycle.core.config import StageConfig
 from llmcycle.core.errors import LLMCycleError
+from llmcycle.core.files import atomic_write_json
+from llmcycle.generation import generate
 from llmcycle.generation.settings import GenerationSettings
+from llmcycle.serving.config import ServeConfig
 
 HTTP_FIELDS = {"max_new_tokens", "stop", "frequency_penalty", "presence_penalty", "repetition_penalty"}
 
@@ -102,10 +105,7 @@ def smoke_test(loaded: Any, prompts: list[str], cfg: SmokeConfig | dict[str, Any
     """Run the smoke test (see the module docstring); writes ``serve_smoke.json`` under ``out_dir``."""
     import httpx
 
-    from llmcycle.generation import generate
-    from llmcycle.core.files import atomic_write_json
-    from llmcycle.serving.app import create_app
-    from llmcycle.serving.config import ServeConfig
+    from llmcycle.serving.app import create_app  # FastAPI, torch: only when the smoke test runs
     from llmcycle.serving.server import BackgroundServer
 
     cfg = cfg if isinstance(cfg, SmokeConfig) else SmokeConfig.from_dict(dict(cfg), where="serve")

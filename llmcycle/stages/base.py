@@ -36,6 +36,8 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from llmcycle.core.config import DataConfig, ModelConfig, StageConfig
 from llmcycle.core.errors import ConfigError
+from llmcycle.data import load_data_from_config
+from llmcycle.models import load_model
 
 log = logging.getLogger("llmcycle")
 
@@ -95,8 +97,6 @@ class ModelHandoff:
 
     def load(self, model: ModelConfig) -> Any:
         """The model, loaded with the recipe's dtype and device (a quantised model stays on the CPU)."""
-        from llmcycle.models import load_model
-
         if not self.produced:
             return load_model(model.source, weights=model.weights, dtype=model.dtype, device=model.device,
                               revision=model.revision, adapter=model.adapter)
@@ -176,8 +176,6 @@ class StageContext:
             if self._data_loader is not None:
                 self._data = self._data_loader()
             else:
-                from llmcycle.data import load_data_from_config
-
                 self.progress(f"loading data {self.data_config.source}")
                 self._data = load_data_from_config(self.data_config)
         return self._data
@@ -192,8 +190,6 @@ class StageContext:
         """Every split of the recipe's data (training needs train even when the recipe reads only test)."""
         if "train" in self.data:
             return self.data
-        from llmcycle.data import load_data_from_config
-
         return load_data_from_config(self.data_config.model_copy(update={"split": None}))
 
     def rel(self, path: Path) -> str:

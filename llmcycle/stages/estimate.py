@@ -11,6 +11,7 @@ from pydantic import Field
 from llmcycle.core.config import StageConfig
 from llmcycle.core.errors import LLMCycleError
 from llmcycle.core.files import atomic_write_json
+from llmcycle.estimate import ArchSpec, estimate_memory, plan_training
 from llmcycle.report import md_table
 from llmcycle.stages.base import BaseStage, Glance, StageContext, register_stage
 
@@ -35,8 +36,6 @@ class Estimate(BaseStage):
         return ["estimates.json", "section.md"]
 
     def run(self, ctx: StageContext, cfg: EstimateStage, out: Path) -> str:
-        from llmcycle.estimate import ArchSpec, estimate_memory, plan_training
-
         model = ctx.model.model
         n_params = sum(p.numel() for p in model.parameters())
         try:

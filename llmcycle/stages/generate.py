@@ -9,7 +9,9 @@ from pydantic import Field
 
 from llmcycle.core.config import StageConfig
 from llmcycle.core.files import atomic_write_jsonl
+from llmcycle.generation import generate
 from llmcycle.generation.settings import GenerationSettings
+from llmcycle.prompts import build_prompts
 from llmcycle.report import md_table
 from llmcycle.stages.base import BaseStage, StageContext, register_stage
 
@@ -35,9 +37,6 @@ class Generate(BaseStage):
 
     def run(self, ctx: StageContext, cfg: GenerateStage, out: Path) -> str:
         from rich.progress import Progress
-
-        from llmcycle.generation import generate
-        from llmcycle.prompts import build_prompts
 
         data = ctx.data
         split = ctx.data_config.split or "test"

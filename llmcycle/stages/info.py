@@ -10,6 +10,8 @@ from pydantic import Field
 
 from llmcycle.core.config import StageConfig
 from llmcycle.core.files import atomic_write_json
+from llmcycle.models.info import describe
+from llmcycle.models.trace import trace
 from llmcycle.report import md_escape, md_table
 from llmcycle.stages.base import BaseStage, StageContext, register_stage
 
@@ -29,14 +31,10 @@ class Info(BaseStage):
         return ["model_card.json", *(["trace.json"] if cfg.trace else []), "section.md"]
 
     def run(self, ctx: StageContext, cfg: InfoStage, out: Path) -> str:
-        from llmcycle.models.info import describe
-
         card = describe(ctx.model, dtype=ctx.model_config.dtype)
         atomic_write_json(out / "model_card.json", card.to_dict())
         section = f"## Model card\n\n{md_table(['property', 'value'], [list(r) for r in card.rows()])}"
         if cfg.trace:
-            from llmcycle.models.trace import trace
-
             steps = trace(ctx.model, cfg.trace)
             atomic_write_json(out / "trace.json", [{"title": s.title, "lines": s.lines} for s in steps])
             walk = "\n".join(f"- **{s.title}**: " + " / ".join(md_escape(x) for x in s.lines) for s in steps)

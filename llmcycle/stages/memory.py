@@ -13,6 +13,8 @@ from typing import Any
 
 from llmcycle.core.config import ModelConfig
 from llmcycle.core.errors import LLMCycleError
+from llmcycle.estimate import estimate_memory
+from llmcycle.models.info import arch_spec
 
 # The share of parameters a method trains, where it is not all of them: LoRA on attention projections is
 # typically 0.5-2% (1.41% for FLAN-T5-base r=32 q,v), prompt tuning well under 0.1%.
@@ -38,9 +40,6 @@ def training_memory_note(model: ModelConfig, method: str, batch_size: int, input
 
     ``copies``: further frozen copies of the weights held beside the trained one (PPO's reference).
     """
-    from llmcycle.estimate import estimate_memory
-    from llmcycle.models.info import arch_spec
-
     try:
         spec: Any = arch_spec(model.source, weights_free=True)
     except (LLMCycleError, OSError, ValueError) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from llmcycle.data import load_data_from_config
 from llmcycle.evaluation.prompt_lab import Cell, PromptLabConfig, run_prompt_lab
 from llmcycle.report import bar_chart, md_table
 from llmcycle.stages.base import BaseStage, StageContext, register_stage
@@ -27,8 +28,6 @@ class PromptLab(BaseStage):
         rows = ctx.eval_rows()
         pool = data["train"] if "train" in data else None
         if pool is None and any(cfg.shots):
-            from llmcycle.data import load_data_from_config
-
             pool = load_data_from_config(ctx.data_config.model_copy(update={"split": "train", "n": None}))["train"]
         cells = run_prompt_lab(ctx.model, rows, pool, cfg, out, progress=ctx.progress)
         return lab_section(cells, rows, cfg, out, ctx.rel(out))

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from llmcycle.prompts import build_prompts
 from llmcycle.serving.smoke import SmokeConfig, SmokeResult, smoke_test
 from llmcycle.stages.base import BaseStage, Glance, StageContext, register_stage
 
@@ -23,8 +24,6 @@ class Serve(BaseStage):
         return ["serve_smoke.json", "section.md"]
 
     def run(self, ctx: StageContext, cfg: SmokeConfig, out: Path) -> str:
-        from llmcycle.prompts import build_prompts
-
         rows = ctx.eval_rows()
         rows = [dict(rows[i]) for i in range(min(cfg.requests, len(rows)))]
         loaded = ctx.model

@@ -18,7 +18,9 @@ from llmcycle.core.config import ModelConfig
 from llmcycle.report import md_table
 from llmcycle.stages.base import BaseStage, Glance, ModelHandoff, StageContext, StageOutput, register_stage
 from llmcycle.stages.memory import training_memory_note
+from llmcycle.tuning import train
 from llmcycle.tuning.config import TuneConfig
+from llmcycle.tuning.data import TruncationReport
 
 PEFT_METHODS = {"lora": "lora", "qlora": "lora", "prompt_tuning": "prompt_tuning"}
 
@@ -57,8 +59,6 @@ class Tune(BaseStage):
                                      cfg.precision, lora_r=cfg.lora.r)]
 
     def run(self, ctx: StageContext, cfg: TuneConfig, out: Path) -> StageOutput:
-        from llmcycle.tuning import train
-
         data = ctx.all_splits()  # the recipe may read one split for evaluation: training needs its own
         base = ctx.model
         result = train(base, data, cfg, out)
@@ -89,8 +89,6 @@ def tune_section(result: Any, source: str, out_dir: Path, rel: str) -> str:
         rows.append(["resumed from", f"`{result.resumed_from}`"])
     if result.new_modules:
         rows.append(["fresh modules trained fully", ", ".join(result.new_modules)])
-    from llmcycle.tuning.data import TruncationReport
-
     rows.append(["truncation", TruncationReport(**result.truncation).summary()])
     parts = [f"## Fine-tuning: {result.method}\n", md_table(["", "value"], rows)]
     if (out_dir / "loss_curve.png").is_file():

@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from llmcycle.core.errors import DataError
+from llmcycle.prompts import get_template
+from llmcycle.prompts.budget import count_tokens, truncate_to_fit
+from llmcycle.prompts.templates import resolve_field
 
 IGNORE = -100
 
@@ -77,8 +80,6 @@ def to_pairs(rows: Iterable[Mapping[str, Any]], templates: Sequence[str] = ("non
 
     The completion is the row's first reference (``references[0]``, as ``load_data`` provides).
     """
-    from llmcycle.prompts import get_template
-
     tmpls = [get_template(t) for t in templates]
     if not tmpls:
         raise DataError("templates: give at least one template name")
@@ -119,9 +120,6 @@ def _tail_after_input(tmpl: Any) -> bool:
 
 def _fit_input(pair: Pair, tokenizer: Any, limit: int) -> list[int] | None:
     """The prompt with only its input field shortened to fit ``limit`` tokens (None if even no input is too long)."""
-    from llmcycle.prompts.budget import count_tokens, truncate_to_fit
-    from llmcycle.prompts.templates import resolve_field
-
     name = pair.tmpl.input_field
     text = resolve_field(pair.row, name, pair.tmpl.name)
 

@@ -1,4 +1,4 @@
-"""Multitask mixing and the forgetting check.
+"""Multitask mixing (the forgetting check that measures it is ``llmcycle.tuning.forgetting``).
 
 Fine-tuning on one task can make a model forget another it could do (catastrophic forgetting).
 Two remedies the course names: mix the tasks while tuning, or tune only a few parameters (PEFT).
@@ -12,20 +12,24 @@ This module makes both measurable:
   ``none`` template.
 - ``task_scores(loaded, task)``: mean token loss of a task's evaluation rows and, optionally, ROUGE
   of generated outputs against their references.
-- ``forgetting_check(make_model, primary, held_out, cfg, out_dir)``: scores the held-out task on
-  the starting model, after tuning on ``primary`` alone, and after tuning on the mix of both
-  (same config and steps), and writes ``forgetting.json``.
+- ``llmcycle.tuning.forgetting.forgetting_check(make_model, primary, held_out, cfg, out_dir)``:
+  scores the held-out task on the starting model, after tuning on ``primary`` alone, and after
+  tuning on the mix of both (same config and steps), and writes ``forgetting.json``.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from llmcycle.core.errors import ConfigError, DataError
+from llmcycle.evaluation.rouge import rouge
+from llmcycle.generation import GenerationSettings
+from llmcycle.generation import generate as run
+from llmcycle.prompts import get_template
+from llmcycle.tuning.data import PadCollator, build_dataset
 
 
 @dataclass
@@ -58,8 +62,6 @@ class Task:
 
     def render(self, rows: Sequence[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
         """``rows`` (default: the training rows) as ``{input, references, task}`` with the prompt filled in."""
-        from llmcycle.prompts import get_template
-
         tmpls = [get_template(t) for t in self.templates]
         out = []
         for i, row in enumerate(self.rows if rows is None else rows):
@@ -134,8 +136,6 @@ def task_scores(loaded: Any, task: Task, *, max_input_tokens: int = 384, max_tar
     """Mean token loss (and with ``generate`` ROUGE-1/L) of ``loaded`` on ``task.eval_rows``."""
     import torch
 
-    from llmcycle.tuning.data import PadCollator, build_dataset
-
     rows = task.render(task.eval_rows)
     if not rows:
         raise DataError(f"task '{task.name}': no eval_rows to score")
@@ -161,10 +161,6 @@ def task_scores(loaded: Any, task: Task, *, max_input_tokens: int = 384, max_tar
             count += int((labels != -100).sum())
     out = {"loss": round(total / max(count, 1), 5)}
     if generate:
-        from llmcycle.evaluation.rouge import rouge
-        from llmcycle.generation import GenerationSettings
-        from llmcycle.generation import generate as run
-
         preds = run(loaded, [r["input"] for r in rows], GenerationSettings(max_new_tokens=max_new_tokens),
                     batch_size=batch_size, max_input_tokens=max_input_tokens, truncate=True)
         scores = rouge(preds, [r["references"] for r in rows], rouge_types=("rouge1", "rougeL"))
@@ -172,62 +168,3 @@ def task_scores(loaded: Any, task: Task, *, max_input_tokens: int = 384, max_tar
     if was_training:
         model.train()
     return out
-
-
-@dataclass
-class ForgettingReport:
-    """Scores of each task on the starting model, after single-task and after multitask tuning."""
-
-    primary: str
-    held_out: str
-    scores: dict[str, dict[str, dict[str, float]]]  # stage -> task -> metric -> value
-    mix: dict[str, Any] = field(default_factory=dict)
-
-    def forgetting(self, metric: str = "loss") -> dict[str, float]:
-        """Change of the held-out task's ``metric`` from the start, after each kind of tuning."""
-        start = self.scores["start"][self.held_out][metric]
-        return {stage: round(self.scores[stage][self.held_out][metric] - start, 5)
-                for stage in ("single_task", "multitask")}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"held_out_loss_change": self.forgetting("loss")}
-
-
-def forgetting_check(make_model: Callable[[], Any], primary: Task, held_out: Task, cfg: Any, out_dir: str | Path, *,
-                     generate: bool = False) -> ForgettingReport:
-    """Does tuning on ``primary`` make the model forget ``held_out``, and does mixing them prevent it?
-
-    Args:
-        make_model: returns a fresh ``LoadedModel`` of the starting point each call (e.g.
-            ``lambda: load_model(path)``); called three times.
-        primary: the task being tuned for.
-        held_out: the task the starting model can already do.
-        cfg: a ``TuneConfig`` (or its fields) for both tuning runs; its templates are ignored (tasks
-            carry their own).
-        out_dir: gets ``single_task/``, ``multitask/`` (tuning runs) and ``forgetting.json``.
-        generate: also score ROUGE of generated outputs (slower).
-    """
-    from llmcycle.core.files import atomic_write_json
-    from llmcycle.tuning.config import TuneConfig
-    from llmcycle.tuning.train import train
-
-    cfg = cfg if isinstance(cfg, TuneConfig) else TuneConfig.from_dict(dict(cfg), where="tune")
-    cfg = cfg.model_copy(update={"templates": ["none"]})
-    out = Path(out_dir)
-    tasks = (primary, held_out)
-    shape = {"max_input_tokens": cfg.max_input_tokens, "max_target_tokens": cfg.max_target_tokens,
-             "generate": generate}
-
-    def score(loaded: Any) -> dict[str, dict[str, float]]:
-        return {t.name: task_scores(loaded, t, **shape) for t in tasks}
-
-    scores = {"start": score(make_model())}
-    single = train(make_model(), (primary.render(), primary.render(primary.eval_rows) or None), cfg,
-                   out / "single_task")
-    scores["single_task"] = score(single.loaded)
-    mixed, report = mix_tasks(tasks, size=len(primary.rows), seed=cfg.seed)
-    multi = train(make_model(), (mixed, None), cfg, out / "multitask")
-    scores["multitask"] = score(multi.loaded)
-    result = ForgettingReport(primary.name, held_out.name, scores, asdict(report))
-    atomic_write_json(out / "forgetting.json", result.to_dict())
-    return result

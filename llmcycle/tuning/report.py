@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from llmcycle.core.errors import LLMCycleError
+from llmcycle.report.charts import line_chart
 from llmcycle.report.markdown import md_table
 
 
@@ -17,8 +19,6 @@ def _dir_mb(path: Path) -> float | None:
 def load_tune_runs(folders: list[Path]) -> list[dict]:
     """``tune_result.json`` of each folder: a tune stage folder (``NN-tune``), or a run directory, whose every
     tune stage is taken (``llmcycle tune`` writes one, a recipe may have several)."""
-    from llmcycle.core.errors import LLMCycleError
-
     runs = []
     for folder in folders:
         folder = Path(folder)
@@ -42,8 +42,6 @@ def methods_section(runs: list[dict], out_dir: Path, rel: str = ".",
         rel: how the report refers to ``out_dir``.
         quality: optional ``{label: {"rouge1": ..., ...}}`` added as columns.
     """
-    from llmcycle.report.charts import line_chart
-
     labels = [r.get("label") or r["method"] for r in runs]
     if len(set(labels)) != len(labels):
         labels = [f"{lab} ({Path(r['folder']).parent.name})" for lab, r in zip(labels, runs)]

@@ -28,9 +28,13 @@ from typing import Any
 from llmcycle.core.checkpoint import check_same_run, last_checkpoint, mark_complete
 from llmcycle.core.errors import ConfigError, DataError
 from llmcycle.core.files import atomic_write_json
+from llmcycle.data import load_data_from_config
+from llmcycle.models.adapters import is_peft, merge_adapter
+from llmcycle.report.charts import line_chart
 from llmcycle.tuning.config import TuneConfig
 from llmcycle.tuning.data import PadCollator, build_dataset
 from llmcycle.tuning.methods import Prepared, apply_method
+from llmcycle.tuning.multitask import Task, mix_tasks
 
 log = logging.getLogger("llmcycle")
 PEFT_METHODS = ("lora", "qlora", "prompt_tuning")
@@ -198,8 +202,6 @@ def save_final(model: Any, tokenizer: Any, target: Path) -> Path:
     """Save the model (or adapter) and tokenizer to ``target`` via a temporary folder and a rename."""
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    from llmcycle.models.adapters import is_peft
-
     # peft compares the embeddings with the base's hub config; builtin: sources have none, and
     # the vocabulary never changes here
     model.save_pretrained(str(tmp), **({"save_embedding_layers": False} if is_peft(model) else {}))
@@ -215,9 +217,6 @@ def save_final(model: Any, tokenizer: Any, target: Path) -> Path:
 
 def mixed_rows(train_rows: Any, cfg: TuneConfig) -> tuple[list[dict[str, Any]], Any]:
     """The main training rows mixed with ``cfg.mix``'s tasks by weight (rendered with their templates)."""
-    from llmcycle.data import load_data_from_config
-    from llmcycle.tuning.multitask import Task, mix_tasks
-
     tasks = [Task("main", train_rows, weight=cfg.main_weight, templates=cfg.templates)]
     for i, m in enumerate(cfg.mix):
         data = load_data_from_config(m.data)
@@ -270,8 +269,6 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
             else list(val_rows)[: cfg.eval_samples]
         eval_ds, _ = build_dataset(eval_rows, **shape)
     log.info("tune data: %d training rows; %s", len(train_ds), report.summary())
-
-    from llmcycle.models.adapters import is_peft, merge_adapter
 
     if is_peft(loaded.model):  # an adapter trained before: train on top of its merged weights
         merged = merge_adapter(loaded)  # refuses adapters that cannot merge (prompt tuning), naming them
@@ -334,8 +331,6 @@ def _peak_rss_mb() -> float:
 
 
 def _write_outputs(out: Path, result: TuneResult, cfg: TuneConfig) -> None:
-    from llmcycle.report.charts import line_chart
-
     atomic_write_json(out / "tune_result.json", result.to_dict() | {"config": cfg.model_dump(mode="json")})
     series = {"train": result.train_loss}
     if result.eval_loss:

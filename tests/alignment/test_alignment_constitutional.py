@@ -191,7 +191,6 @@ def test_real_run_on_tiny_gpt2_and_outputs_feed_dpo_tuning_and_reward_model(tmp_
 
 
 def test_chat_template_wraps_each_text_as_a_user_turn(monkeypatch):
-    import llmcycle.generation
     from llmcycle.models import load_model
 
     loaded = load_model("builtin:tiny-gpt2")
@@ -203,7 +202,9 @@ def test_chat_template_wraps_each_text_as_a_user_turn(monkeypatch):
         seen.extend(texts)
         return ["fine." for _ in texts]
 
-    monkeypatch.setattr(llmcycle.generation, "generate", fake_generate)
+    import llmcycle.alignment.constitutional as constitutional
+
+    monkeypatch.setattr(constitutional, "generate", fake_generate)  # where it is used
     run_constitutional(loaded, ["hello"], {"system": "Be kind."})
     assert seen[0] == "<system>Be kind.</system><user>hello</user><assistant>"
     assert seen[1].startswith("<system>Be kind.</system><user>Human: hello\n\nAssistant: fine.")

@@ -46,8 +46,6 @@ def test_sequence_kl_is_non_negative_per_sequence(load_builtin):
 
 
 def test_toxic_outputs_are_counted(load_builtin, monkeypatch):
-    import llmcycle.generation as gen
-    import llmcycle.generation.engine as engine
     from llmcycle.generation.engine import GenerationResult, Output
 
     def fake_detailed(loaded, inputs, settings, **kw):
@@ -56,8 +54,11 @@ def test_toxic_outputs_are_counted(load_builtin, monkeypatch):
                                             for k in range(settings.num_return_sequences)])
                 for i, _ in enumerate(inputs)]
 
-    monkeypatch.setattr(engine, "generate_detailed", fake_detailed)
-    monkeypatch.setattr(gen, "generate", lambda loaded, inputs, settings, **kw: ["what a stupid idiot."] * len(inputs))
+    import llmcycle.alignment.evaluate as evaluate_module  # patched where they are used
+
+    monkeypatch.setattr(evaluate_module, "generate_detailed", fake_detailed)
+    monkeypatch.setattr(evaluate_module, "generate",
+                        lambda loaded, inputs, settings, **kw: ["what a stupid idiot."] * len(inputs))
     res = alignment_eval(load_builtin("tiny-gpt2"), PROMPTS, REFS, samples=2)
     assert res["toxic_rate"] == 0.5 and res["greedy_toxic_rate"] == 1.0
     rows = comparison_rows(res, res | {"toxic_rate": 0.0})

@@ -99,3 +99,30 @@ def test_bad_input_is_a_one_line_error(monkeypatch, capsys, tmp_path, make, args
     assert code == 1
     assert err.startswith("error: ") and fragment in " ".join(err.split())
     assert not list(tmp_path.glob("*.generated.jsonl"))
+
+
+def test_every_generation_field_is_reachable_from_every_command_that_generates():
+    """generate has an option per field; the stage commands reach every field of their generation blocks with --set
+    (checked here by validating one recipe per command with every field set away from its default)."""
+    import inspect
+
+    from llmcycle.cli import stage_commands
+    from llmcycle.cli.generate import generate_cmd
+    from llmcycle.cli.onestage import one_stage_recipe
+    from llmcycle.generation.settings import GenerationSettings
+
+    options = set(inspect.signature(generate_cmd).parameters) | {"do_sample"}  # --sample
+    assert set(GenerationSettings.model_fields) - options == set()
+    assert "set_" in inspect.signature(stage_commands.evaluate_cmd).parameters
+    beams = ["generation.num_beams=4", "generation.length_penalty=0.8", "generation.early_stopping=never",
+             "generation.no_repeat_ngram_size=3", "generation.repetition_penalty=1.2",
+             "generation.frequency_penalty=0.5", "generation.presence_penalty=0.5", "generation.stop=[X]",
+             "generation.num_return_sequences=2", "generation.min_new_tokens=2", "generation.max_new_tokens=9"]
+    recipe = one_stage_recipe("evaluate", "builtin:tiny-t5", {}, {"models": ["builtin:tiny-t5"]}, beams)
+    g = recipe.stage_configs()[0][1].generation
+    assert (g.num_beams, g.early_stopping, g.no_repeat_ngram_size, g.num_return_sequences) == (4, "never", 3, 2)
+    sampled = one_stage_recipe("optimize", "builtin:tiny-t5", {}, {}, [
+        "measure.generation.do_sample=true", "measure.generation.temperature=0.5", "measure.generation.top_k=5",
+        "measure.generation.top_p=0.9", "measure.generation.seed=3"])
+    m = sampled.stage_configs()[0][1].measure.generation
+    assert (m.do_sample, m.temperature, m.top_k, m.top_p, m.seed) == (True, 0.5, 5, 0.9, 3)

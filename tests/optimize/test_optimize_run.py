@@ -70,7 +70,7 @@ def test_generated_targets_train_on_the_teachers_summaries(tmp_path, monkeypatch
         seen["rows"] = data[0]
         return real_train(student, data, cfg, out, **kw)
 
-    monkeypatch.setattr(llmcycle.tuning, "train", spy)
+    monkeypatch.setattr(distil_mod, "train", spy)  # where distil uses it
     opts = DistilOptions(targets="generated", train=_train_cfg(max_steps=2, max_target_tokens=8))
     student, result, _ = distil_mod.distil(teacher, {"train": make_rows(20)}, opts, tmp_path / "g")
     assert len(seen["rows"]) == 8  # max_steps x batch_size rows are enough

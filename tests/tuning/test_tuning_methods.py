@@ -171,7 +171,7 @@ def test_minilm_speaker_tag_rows_train_under_lora_tied_to_the_lm_head(minilm, ro
     (huggingface/peft#3649) and llmcycle adds it back, which merging (bias included) checks."""
     import copy
 
-    from llmcycle.models.loader import attach_adapter
+    from llmcycle.models.adapters import attach_adapter
     from llmcycle.tuning import merge_adapter, save_adapter, switch_adapter
     from llmcycle.tuning.methods import new_token_ids
 

@@ -9,7 +9,8 @@ import pytest
 
 from llmcycle.core.errors import ConfigError, DataError
 from llmcycle.prompts import PromptTemplate
-from llmcycle.tuning.multitask import Task, forgetting_check, mix_tasks, task_scores
+from llmcycle.tuning.forgetting import forgetting_check
+from llmcycle.tuning.multitask import Task, mix_tasks, task_scores
 
 WORDS = "apple river stone cloud lamp forest candle mirror garden window".split()
 TOPIC = PromptTemplate("topic-q", "topic of: {dialogue}", task="classification", target=" {topic}")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from llmcycle.core.errors import ConfigError, DataError
+from llmcycle.data.readers import read_jsonl_objects
 from llmcycle.evaluation.harness.task import TaskConfig
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -45,8 +46,6 @@ class _RowView(dict):
 
 def read_jsonl(path: Path, what: str = "data") -> list[tuple[int, dict[str, Any]]]:
     """``(line number, row)`` for each non-blank line; errors name the file and line."""
-    from llmcycle.data.readers import read_jsonl_objects
-
     return read_jsonl_objects(path, what)
 
 

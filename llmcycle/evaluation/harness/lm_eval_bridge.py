@@ -13,6 +13,8 @@ from typing import Any
 
 from llmcycle.core.errors import LLMCycleError
 from llmcycle.evaluation.harness.runner import TaskResult, write_result
+from llmcycle.evaluation.harness.task import load_task, shipped_tasks
+from llmcycle.models.loader import LoadedModel, load_model
 
 
 def _import_lm_eval() -> Any:
@@ -36,8 +38,6 @@ def lm_eval_available() -> bool:
 
 def lm_eval_task_name(task: str) -> str:
     """``task`` itself, or the ``lm_eval_task`` named by a task YAML / shipped task of that name."""
-    from llmcycle.evaluation.harness.task import load_task, shipped_tasks
-
     if not (Path(task).is_file() or task in shipped_tasks()):
         return task
     cfg = load_task(task)
@@ -74,8 +74,6 @@ def run_lm_eval(
     """
     lm_eval = _import_lm_eval()
     from lm_eval.models.huggingface import HFLM
-
-    from llmcycle.models.loader import LoadedModel, load_model
 
     task_name = lm_eval_task_name(task_name)
     loaded = model if isinstance(model, LoadedModel) else load_model(model)

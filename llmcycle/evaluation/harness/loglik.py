@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from llmcycle.core.errors import LLMCycleError
+from llmcycle.evaluation.perplexity import context_length
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,6 @@ def _score_seq2seq(model: Any, batch: list[Encoded], pad_id: int) -> list[float]
 
 def encode_requests(loaded: Any, requests: Sequence[tuple[str, str]], score_eos: bool = True) -> list[Encoded]:
     """Token ids of each (context, continuation) request, as ``loglikelihood`` scores them."""
-    from llmcycle.evaluation.perplexity import context_length
-
     tok, kind = loaded.tokenizer, loaded.kind
     limit = context_length(loaded.model, tok)
     prefix = _bos_prefix(tok) if kind == "causal" else []

@@ -23,10 +23,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from llmcycle.core.errors import LLMCycleError
+from llmcycle.core.files import atomic_write_json, atomic_write_jsonl
+from llmcycle.evaluation import bleu, chrf, rouge_per_example
 from llmcycle.evaluation.harness.items import Item, build_context, fewshot_examples, read_items
 from llmcycle.evaluation.harness.loglik import loglikelihood
 from llmcycle.evaluation.harness.task import TaskConfig, load_task
 from llmcycle.generation import generate
+from llmcycle.models.loader import LoadedModel, load_model
 
 
 @dataclass
@@ -118,8 +121,6 @@ def score_generations(task: TaskConfig, predictions: list[str], references: list
     """``(corpus score, per-item scores)`` of the task's metric. exact_match, rouge1 and rougeL are
     in [0, 1] (mean of per-item scores); bleu and chrf are sacrebleu corpus scores (0-100) with
     per-item sentence scores."""
-    from llmcycle.evaluation import bleu, chrf, rouge_per_example
-
     metric = task.metric_name
     if metric == "exact_match":
         per = [float(any(_normalise(p, task.ignore_case) == _normalise(r, task.ignore_case) for r in refs))
@@ -162,8 +163,6 @@ def build_contexts(task: TaskConfig, items: list[Item], num_fewshot: int, pool: 
 
 def write_result(result: TaskResult, out_dir: str | Path) -> list[Path]:
     """``<out>/<task>.records.jsonl`` and ``<out>/<task>.metrics.json``, each written atomically."""
-    from llmcycle.core.files import atomic_write_json, atomic_write_jsonl
-
     out = Path(out_dir)
     records = atomic_write_jsonl(out / f"{result.task}.records.jsonl", result.records)
     metrics = atomic_write_json(out / f"{result.task}.metrics.json", result.summary())
@@ -188,8 +187,6 @@ def run_task(
         limit: score only the first ``limit`` rows (overrides the task's ``limit``).
         num_fewshot: solved examples per question (overrides the task's ``num_fewshot``).
     """
-    from llmcycle.models.loader import LoadedModel, load_model
-
     task = task_or_path if isinstance(task_or_path, TaskConfig) else load_task(task_or_path)
     _check_count(batch_size, "batch_size", 1)
     limit = task.limit if limit is None else _check_count(limit, "limit", 1)
