@@ -4,8 +4,10 @@ from __future__ import annotations
 
 
 def md_table(headers: list[str], rows: list[list[object]]) -> str:
-    """A GitHub-flavoured Markdown table (pipes and newlines in cells escaped)."""
-    esc = [[str(c).replace("|", "\\|").replace("\n", " ") for c in r] for r in rows]
+    """A GitHub-flavoured Markdown table. Cells are text: pipes, newlines and angle brackets are escaped, so a
+    model's output or a data row (``<pad>``, ``<script>``) shows as written and never becomes HTML in the report."""
+    esc = [[str(c).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;") for c in r]
+           for r in rows]
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in esc]) + "\n"
 

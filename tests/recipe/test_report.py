@@ -34,3 +34,11 @@ def test_html_embeds_images_and_tables(tmp_path):
 def test_missing_image_is_visible_not_silent(tmp_path):
     page = render_html("![gone](nope.png)", tmp_path)
     assert "missing image: nope.png" in page
+
+
+def test_table_cells_are_text_never_html(tmp_path):
+    from llmcycle.report import render_html
+
+    md = md_table(["model", "output"], [["a", "<script>alert(1)</script> <pad> ok"]])
+    page = render_html(md, tmp_path)
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &lt;pad&gt; ok" in page
