@@ -60,6 +60,9 @@ class AlignEvalOptions(StageConfig):
     threshold: float = Field(0.5, gt=0, lt=1, description="P(toxic) above which an output counts as toxic.")
     scorer: str = Field("profanity-check", min_length=1, description="Toxicity scorer: profanity-check or a "
                         "classifier's hub id or directory (llmcycle.evaluation.toxicity).")
+    scorer_label: str | None = Field(None, min_length=1, description="Toxicity scorer: the toxic class of a "
+                                     "classifier, by name in its config.id2label (e.g. hate, toxic); default hate. "
+                                     "Not for profanity-check.")
     max_input_tokens: int = Field(384, gt=0, description="Prompts are cut to this many tokens.")
 
     @model_validator(mode="before")
@@ -81,6 +84,9 @@ class AlignEvalOptions(StageConfig):
 
     @model_validator(mode="after")
     def _check_generation(self) -> AlignEvalOptions:
+        if self.scorer_label is not None and self.scorer == "profanity-check":
+            raise ValueError("scorer_label: profanity-check has no labels; set it for a classifier scorer "
+                             "(scorer: a hub id or directory)")
         problems = eval_generation_problems(self.generation)
         if problems:
             raise ValidationError.from_exception_data(type(self).__name__, [
@@ -92,7 +98,7 @@ class AlignEvalOptions(StageConfig):
     def eval_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``llmcycle.alignment.evaluate.alignment_eval`` these options give."""
         return {"samples": self.samples, "generation": self.generation, "threshold": self.threshold,
-                "scorer": self.scorer, "max_input_tokens": self.max_input_tokens,
+                "scorer": self.scorer, "scorer_label": self.scorer_label, "max_input_tokens": self.max_input_tokens,
                 "greedy_no_repeat_ngram_size": self.greedy_no_repeat_ngram_size}
 
 
@@ -199,13 +205,14 @@ def run_align(make_model: Callable[[], Any], data: Any, cfg: AlignConfig | dict,
     result: dict[str, Any] = saved if saved.get("config_hash") == key else {}
     result |= {"config_hash": key, "config": cfg.model_dump(mode="json"), "n_train_prompts": len(prompts),
                "n_eval_prompts": len(eval_prompts)}
+    # the reward and the pairs first: a reward or pairs file that cannot be used fails before anything is written
+    reward_fn = (reward or make_reward(cfg.reward, where="align.reward")) if cfg.method == "ppo" else None
+    pairs = read_pairs(cfg.pairs) if cfg.method == "dpo" else None
+    ptx = _ptx_pairs(prompts, refs) if cfg.method == "ppo" and cfg.ppo.ptx_coef > 0 else None
     reference = make_model()
     if "before" not in result:
         result["before"] = alignment_eval(reference, eval_prompts, eval_refs, **eval_kw)
         atomic_write_json(path, result)
-    reward_fn = (reward or make_reward(cfg.reward, where="align.reward")) if cfg.method == "ppo" else None
-    pairs = read_pairs(cfg.pairs) if cfg.method == "dpo" else None
-    ptx = _ptx_pairs(prompts, refs) if cfg.method == "ppo" and cfg.ppo.ptx_coef > 0 else None
     seeds = {s["seed"]: s for s in result.get("seeds", [])}
     for seed in cfg.seeds:
         if seed in seeds:

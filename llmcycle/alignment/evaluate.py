@@ -92,8 +92,9 @@ def sequence_kl(policy: Any, reference: Any, prompts: Sequence[str], token_ids: 
 
 def alignment_eval(loaded: Any, prompts: Sequence[str], references: Sequence[Any] | None = None, *,
                    reference: Any = None, samples: int = 2, generation: GenerationSettings | None = None,
-                   threshold: float = 0.5, scorer: str = "profanity-check", max_input_tokens: int = 384,
-                   greedy_no_repeat_ngram_size: int = 3, batch_size: int = 16) -> dict[str, Any]:
+                   threshold: float = 0.5, scorer: str = "profanity-check", scorer_label: str | None = None,
+                   max_input_tokens: int = 384, greedy_no_repeat_ngram_size: int = 3,
+                   batch_size: int = 16) -> dict[str, Any]:
     """Measure ``loaded`` on held-out ``prompts`` (see the module docstring).
 
     Args:
@@ -107,6 +108,7 @@ def alignment_eval(loaded: Any, prompts: Sequence[str], references: Sequence[Any
             sets how many); a field it cannot honour raises ``ConfigError`` naming it.
         threshold: P(toxic) above which an output counts as toxic.
         scorer: toxicity scorer name or classifier id (``llmcycle.evaluation.toxicity``).
+        scorer_label: a classifier scorer's toxic class, by name (None: the classifier scorer's default).
         max_input_tokens: prompts are cut to this many tokens.
         greedy_no_repeat_ngram_size: ``no_repeat_ngram_size`` of the greedy outputs (0: off).
     """
@@ -118,7 +120,7 @@ def alignment_eval(loaded: Any, prompts: Sequence[str], references: Sequence[Any
     problems = eval_generation_problems(generation)
     if problems:
         raise ConfigError("; ".join(f"generation.{field}: {msg}" for field, msg in problems))
-    tox = get_toxicity_scorer(scorer)
+    tox = get_toxicity_scorer(scorer, **({"toxic_label": scorer_label} if scorer_label else {}))
     sampled = generate_detailed(loaded, list(prompts), _settings(generation, num_return_sequences=samples),
                                 batch_size=batch_size, max_input_tokens=max_input_tokens, truncate=True)
     texts = [o.text for r in sampled for o in r.outputs]

@@ -87,6 +87,7 @@ from llmcycle.core.errors import ConfigError, LLMCycleError
 from llmcycle.core.files import atomic_write_json
 from llmcycle.generation.engine import eos_token_ids, generate_detailed, input_limit
 from llmcycle.models.adapters import is_peft
+from llmcycle.models.tokenizer import decode_text
 from llmcycle.report.charts import line_chart
 from llmcycle.tuning.data import target_ids
 from llmcycle.tuning.methods import apply_method
@@ -264,7 +265,8 @@ class PPOTrainer:
         """``dense_rewards``: score every proper prefix of every response in one reward call; (B, T)."""
         tok = self.loaded.tokenizer
         lengths = [int(n) for n in b.response_mask.sum(1).tolist()]
-        texts = [tok.decode(row[:k], skip_special_tokens=True) for row, n in zip(ids, lengths) for k in range(n)]
+        # decoded as the responses are (WordPiece spaces cleaned), so a prefix reads like the response it begins
+        texts = [decode_text(tok, row[:k]) for row, n in zip(ids, lengths) for k in range(n)]
         owners = [i for i, n in enumerate(lengths) for _ in range(n)]
         values = self.rewards([prompts[i] for i in owners], texts) if texts else []
         potentials, at = [], 0
@@ -582,9 +584,9 @@ def train_ppo(loaded: Any, prompts: Sequence[str], reward_fn: RewardFn, cfg: PPO
             if check["warnings"] and cfg.monitor.action in ("stop", "rollback"):
                 stopped = record["stopped"] = "monitor"
                 if rollback:
-                    record["rolled_back_to"] = _load_good(last_good, trainer)
-                    log.warning("monitor, step %d: rolled the policy back to step %d, the last check that passed",
-                                step, record["rolled_back_to"])
+                    back = record["rolled_back_to"] = _load_good(last_good, trainer)
+                    log.warning("monitor, step %d: rolled the policy back to step %d, %s", step, back,
+                                _rollback_target(back, monitor_log))
             elif rollback:
                 _save_good(last_good, trainer, step)
         records.append(record)
@@ -607,6 +609,17 @@ def train_ppo(loaded: Any, prompts: Sequence[str], reward_fn: RewardFn, cfg: PPO
                        records[-1].get("rolled_back_to") if records else None)
     _write_outputs(out, result, cfg)
     return result
+
+
+def _rollback_target(step: int, checks: list[dict[str, Any]]) -> str:
+    """What the policy of ``step`` is: the last check that passed, or the start of the run (whose own check may
+    have warned: the start is kept to fall back on whatever it measured)."""
+    check = next((c for c in checks if c.get("step") == step), None)
+    if step == 0:
+        if check is not None and check.get("warnings"):
+            return f"the start of the run (no check passed; the start's own check warned too: {check['warnings'][0]})"
+        return "the start of the run (no later check passed)"
+    return "the last check that passed"
 
 
 def _save_good(path: Path, trainer: PPOTrainer, step: int) -> None:

@@ -17,8 +17,7 @@ from typing import Any
 import typer
 
 from llmcycle.cli import benchmark, estimate, generate, recipes, serve, stage_commands, tools
-from llmcycle.cli.output import err_console
-from llmcycle.core.errors import LLMCycleError
+from llmcycle.cli.errors import run_main
 
 COMMANDS: dict[str, Callable[..., Any]] = {
     "run": recipes.run_cmd,
@@ -60,7 +59,8 @@ def _global(
     if not debug:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        for noisy in ("transformers", "datasets", "huggingface_hub", "httpx", "urllib3", "filelock", "absl"):
+        for noisy in ("transformers", "datasets", "huggingface_hub", "httpx", "urllib3", "filelock", "absl", "faiss",
+                      "sentence_transformers", "bm25s"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
@@ -84,14 +84,7 @@ app = build_app()
 
 
 def main() -> None:
-    """Console entry point: one-line errors for bad input, tracebacks only with --debug."""
-    try:
-        app()
-    except LLMCycleError as exc:
-        if _state["debug"]:
-            raise
-        err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+    """Console entry point: an error a user can fix (bad input, a usage error, a full disk or read-only folder)
+    is one line on stderr and exit 1, a traceback only with --debug (or for a bug); Ctrl-C exits 130 saying how
+    to resume the run it interrupted (``llmcycle.cli.errors``)."""
+    run_main(app, debug=lambda: _state["debug"])

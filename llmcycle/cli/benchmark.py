@@ -40,7 +40,7 @@ def benchmark_cmd(
         result = run_lm_eval(task, model, num_fewshot=num_fewshot, limit=limit, batch_size=batch_size, out_dir=out)
     else:
         result = run_task(task, model, out_dir=out, batch_size=batch_size, limit=limit, num_fewshot=num_fewshot)
-    console.print(f"[bold]{result.task}[/bold]: {result.type}, {result.n} items, {result.num_fewshot}-shot, "
+    console.print(f"{result.task}: {result.type}, {result.n} items, {result.num_fewshot}-shot, "
                   f"model {result.model}", highlight=False)
     console.print(table("", [(k, f"{v:.4f}") for k, v in result.metrics.items()], ("metric", "value")))
     if result.untrained:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 import typer
@@ -36,6 +37,8 @@ def estimate_memory_cmd(
         raise LLMCycleError("give exactly one of --params (e.g. 1e9) or --model (e.g. google/flan-t5-base)")
     if model is not None:
         target: Any = arch_spec(model)
+    elif not math.isfinite(params):  # type: ignore[arg-type]
+        raise LLMCycleError(f"n_params (--params): must be a finite parameter count (e.g. 1e9), got {params}")
     else:
         target = int(params)  # type: ignore[arg-type]
     kw = dict(mode=mode, optimizer=optimizer, mixed_precision=mixed_precision, trainable_fraction=trainable_fraction,
@@ -51,8 +54,12 @@ def estimate_memory_cmd(
     est = estimate_memory(target, dtype=dtype, **kw)
     title = f"{mode} memory, {dtype}" + (f", {parallelism} x {n_gpus} GPUs" if parallelism != "none" else "")
     console.print(table(title, [(name, gb, note) for name, _, gb, note in est.rows()], ("item", "size", "note")))
-    weights = est.weights or 1
-    console.print(f"total = {est.total / weights:.1f}x the weights", highlight=False)
+    full = estimate_memory(target, dtype=dtype, mode="inference").weights or 1
+    if est.weights < full:  # ZeRO-3 / FSDP: this device holds a shard of the weights
+        console.print(f"total per GPU = {est.total / 1e9:,.2f} GB = {est.total / full:.1f}x the whole model's weights "
+                      f"({full / 1e9:,.2f} GB in {dtype}); each GPU holds {est.weights / 1e9:,.2f} GB of them")
+    else:
+        console.print(f"total = {est.total / full:.1f}x the weights")
     for note in est.notes:
         console.print(f"note: {note}", highlight=False)
     if parallelism == "none" and n_gpus > 1 or parallelism != "none":

@@ -92,7 +92,7 @@ def generate_cmd(
     atomic_write_jsonl(output, result_records(results))
     n_out = sum(len(r.outputs) for r in results)
     truncated = sum(r.truncated for r in results)
-    console.print(f"[green]wrote[/green] {n_out} outputs for {len(results)} prompts to {output}"
+    console.print(f"wrote {n_out} outputs for {len(results)} prompts to {output}"
                   + (f" ({truncated} prompts truncated)" if truncated else ""), highlight=False)
 
 
@@ -100,5 +100,5 @@ def _print_outputs(result: Any) -> None:
     many = len(result.outputs) > 1
     for k, out in enumerate(result.outputs, start=1):
         console.print(f"[{k}] {out.text}" if many else out.text, markup=False, highlight=False, soft_wrap=True)
-        err_console.print(f"[dim]({out.new_tokens} new tokens, finished by {out.finish_reason})[/dim]",
+        err_console.print(f"({out.new_tokens} new tokens, finished by {out.finish_reason})", style="dim",
                           highlight=False)

@@ -16,22 +16,28 @@ from llmcycle.recipe.recipe import Recipe, apply_overrides
 from llmcycle.recipe.runner import run_recipe
 
 
+TOP_FIELDS = ("model", "data", "runs_dir", "name", "templates_file")
+"""``--set`` keys that are the recipe's own fields; every other key is the stage's."""
+
+
 def one_stage_recipe(kind: str, model: str, data: dict[str, Any], fields: dict[str, Any], overrides: list[str],
-                     runs_dir: str | None = None) -> Any:
+                     runs_dir: str | None = None, templates_file: str | None = None) -> Any:
     """The validated recipe of one ``kind`` stage (every field checked before any work)."""
     recipe: dict[str, Any] = {"name": kind.replace("_", "-"), "model": {"source": model}, "data": data,
                               "stages": [{kind: fields}]}
     if runs_dir:
         recipe["runs_dir"] = runs_dir
-    top = [o for o in overrides if o.split("=", 1)[0].split(".")[0] in ("model", "data", "runs_dir", "name")]
+    if templates_file:
+        recipe["templates_file"] = templates_file
+    top = [o for o in overrides if o.split("=", 1)[0].split(".")[0] in TOP_FIELDS]
     stage = [o if o.startswith(f"{kind}.") else f"{kind}.{o}" for o in overrides if o not in top]
     return Recipe.from_dict(apply_overrides(recipe, top + stage), where=kind.replace("_", "-"))
 
 
 def run_one_stage(kind: str, model: str, data: dict[str, Any], fields: dict[str, Any], overrides: list[str] | None,
-                  run_dir: str | None, runs_dir: str | None) -> Any:
+                  run_dir: str | None, runs_dir: str | None, templates_file: str | None = None) -> Any:
     """Run it; print the stage's report section and where the report is. Returns the run."""
-    recipe = one_stage_recipe(kind, model, data, fields, list(overrides or []), runs_dir)
+    recipe = one_stage_recipe(kind, model, data, fields, list(overrides or []), runs_dir, templates_file)
     run = run_recipe(recipe, run_dir=run_dir, progress=say)
     import os
 

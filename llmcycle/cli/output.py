@@ -7,8 +7,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+# Markup, emoji codes and highlighting are off: paths, column names and dialogues print as they are
+# (``[/red]`` in a file name is text, ``file.jsonl:100:`` never becomes an emoji). Styles are explicit
+# (``style=``). Lines never wrap (``soft_wrap``), so a printed path or resume command stays whole.
+console = Console(emoji=False, markup=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, emoji=False, markup=False, highlight=False, soft_wrap=True)
 
 
 def table(title: str, rows: list[tuple[Any, ...]] | list[list[Any]], headers: tuple[str, ...]) -> Table:

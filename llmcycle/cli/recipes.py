@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -37,8 +38,19 @@ def data_cmd(
     console.print(table(f"{source}", rows, ("split", "rows", "bad rows skipped", "references/row", "from")))
     for name, ds in data.items():
         for row in ds.select(range(min(show, len(ds)))):
-            console.print(f"[bold]{name}[/bold] input:\n{row['input']}\n[bold]reference:[/bold] "
-                          f"{row['references'][0] if row['references'] else '-'}\n", highlight=False)
+            reference = row["references"][0] if row["references"] else "-"
+            console.print(f"{name} input:\n{preview(row['input'])}\nreference: {preview(reference)}\n")
+
+
+PREVIEW_CHARS = 2000
+
+
+def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """``text`` cut to ``limit`` characters for a preview, saying how much was left out (a 30 MB row prints
+    in constant time)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} ... ({len(text) - limit:,} more characters)"
 
 
 def run_cmd(
@@ -47,13 +59,16 @@ def run_cmd(
                                              "tiny-t5, --set generate.max_new_tokens=32. Repeatable."),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Resume this run directory: finished stages "
                                           "with the same config are skipped (a new or empty one starts a run "
-                                          "there)."),
+                                          "there); without RECIPE, the run's own recipe.json is run again."),
     runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="Where new run directories go."),
     only: Optional[str] = typer.Option(None, "--only", help="Run only this stage."),
     from_stage: Optional[str] = typer.Option(None, "--from", help="Start from this stage."),
 ) -> None:
     """Run a recipe (default: the offline quickstart) into a run directory with a report."""
     overrides = list(set_ or []) + ([f"runs_dir={runs_dir}"] if runs_dir else [])
+    saved = Path(run_dir, "recipe.json") if run_dir else None
+    if recipe is None and saved is not None and saved.is_file():  # resume a run with its own recipe
+        recipe = str(saved)
     rec = load_recipe(recipe, overrides)
     console.print(f"recipe {rec.name}: model {rec.model.source}, data {rec.data.source}, "
                   f"stages: {', '.join(k for k, _ in rec.stage_configs())}", highlight=False, markup=False,
@@ -68,8 +83,6 @@ def plan_cmd(
 ) -> None:
     """Check a recipe whole and print its stage chain: the model each stage receives and hands on, what it writes,
     and the estimated peak memory of the stages that train. No model is loaded."""
-    from pathlib import Path
-
     rec = load_recipe(recipe, list(set_ or []))
     steps = plan_recipe(rec, Path(rec.runs_dir) / f"{rec.name}-<timestamp>")
     console.print(plan_text(rec, steps, recipe or "quickstart"), highlight=False, markup=False, soft_wrap=True)

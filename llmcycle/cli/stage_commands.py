@@ -8,7 +8,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from llmcycle.alignment.align import AlignConfig
+from llmcycle.alignment.align import AlignConfig, AlignEvalOptions
 from llmcycle.cli.onestage import run_one_stage
 from llmcycle.cli.output import console, field_help
 from llmcycle.core.config import DataConfig
@@ -26,6 +26,8 @@ SET_HELP = ("Any field of the stage (--set lora.r=32, --set generation.no_repeat
 RUN_DIR_HELP = ("Resume this run directory (finished work is reused), or create it when missing; needed under "
                 "`accelerate launch`, so every process shares one.")
 RUNS_DIR_HELP = "Where new run directories go (default: runs)."
+TEMPLATES_FILE_HELP = ("A YAML file of your own prompt templates (name, text, ...), usable by name with --template "
+                       "(the recipe field templates_file).")
 
 
 def tune_cmd(
@@ -37,6 +39,7 @@ def tune_cmd(
     learning_rate: float = typer.Option(1e-4, "--lr", help=field_help(TuneConfig, "learning_rate")),
     batch_size: int = typer.Option(8, help=field_help(TuneConfig, "batch_size")),
     template: Optional[List[str]] = typer.Option(None, "--template", help=field_help(TuneConfig, "templates")),
+    templates_file: Optional[str] = typer.Option(None, "--templates-file", help=TEMPLATES_FILE_HELP),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
     n: Optional[int] = typer.Option(None, help=field_help(DataConfig, "n")),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help=RUN_DIR_HELP),
@@ -50,7 +53,7 @@ def tune_cmd(
         fields["max_steps"] = max_steps
     if template:
         fields["templates"] = template
-    run_one_stage("tune", model, {"source": data, "n": n}, fields, set_, run_dir, runs_dir)
+    run_one_stage("tune", model, {"source": data, "n": n}, fields, set_, run_dir, runs_dir, templates_file)
 
 
 def tune_compare_cmd(
@@ -79,6 +82,10 @@ def align_cmd(
     steps: int = typer.Option(20, help="PPO steps per seed (--set ppo.steps)."),
     seeds: Optional[List[int]] = typer.Option(None, "--seed", help=field_help(AlignConfig, "seeds", "Repeat: "
                                               "--seed 0 --seed 1; default 0.")),
+    toxicity_scorer: Optional[str] = typer.Option(None, help="Toxicity scorer of the before/after evaluation "
+                                                  "(--set evaluation.scorer): " + field_help(AlignEvalOptions, "scorer")),
+    toxicity_label: Optional[str] = typer.Option(None, help="(--set evaluation.scorer_label) " + field_help(
+        AlignEvalOptions, "scorer_label")),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
     n: Optional[int] = typer.Option(None, help=field_help(DataConfig, "n")),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help=RUN_DIR_HELP),
@@ -88,6 +95,9 @@ def align_cmd(
     fields: dict[str, Any] = {"reward": {"source": reward}, "ppo": {"steps": steps}, "hand_on": False}
     if seeds:
         fields["seeds"] = list(seeds)
+    evaluation = {k: v for k, v in (("scorer", toxicity_scorer), ("scorer_label", toxicity_label)) if v is not None}
+    if evaluation:
+        fields["evaluation"] = evaluation
     run_one_stage("align", model, {"source": data, "n": n}, fields, set_, run_dir, runs_dir)
 
 
@@ -119,6 +129,7 @@ def evaluate_cmd(
     split: str = typer.Option("test", help="Split to evaluate on."),
     n: Optional[int] = typer.Option(None, help=field_help(DataConfig, "n")),
     template: str = typer.Option("none", help=field_help(EvaluateConfig, "template")),
+    templates_file: Optional[str] = typer.Option(None, "--templates-file", help=TEMPLATES_FILE_HELP),
     max_new_tokens: int = typer.Option(64, help="Most tokens generated per example (--set generation.* sets any "
                                        "other decoding field)."),
     num_beams: int = typer.Option(1, help="Beam search width."),
@@ -126,6 +137,8 @@ def evaluate_cmd(
     metric: Optional[List[str]] = typer.Option(None, "--metric", help=field_help(EvaluateConfig, "metrics",
                                                                                  "Repeat for several.")),
     side_by_side: int = typer.Option(5, help=field_help(EvaluateConfig, "n_side_by_side")),
+    toxicity_scorer: str = typer.Option("profanity-check", help=field_help(EvaluateConfig, "toxicity_scorer")),
+    toxicity_label: Optional[str] = typer.Option(None, help=field_help(EvaluateConfig, "toxicity_label")),
     batch_size: int = typer.Option(8, help=field_help(EvaluateConfig, "batch_size")),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help=RUN_DIR_HELP),
@@ -134,9 +147,11 @@ def evaluate_cmd(
     """Evaluate and compare models: predictions, metrics with CIs, improvements, paired tests, report."""
     fields: dict[str, Any] = {"models": models, "baseline": baseline, "template": template, "batch_size": batch_size,
                               "generation": {"max_new_tokens": max_new_tokens, "num_beams": num_beams},
-                              "n_side_by_side": side_by_side, **({"metrics": metric} if metric else {})}
+                              "n_side_by_side": side_by_side, "toxicity_scorer": toxicity_scorer,
+                              "toxicity_label": toxicity_label, **({"metrics": metric} if metric else {})}
     first = parse_model_spec(models[0]).source
-    run_one_stage("evaluate", first, {"source": data, "split": split, "n": n}, fields, set_, run_dir, runs_dir)
+    run_one_stage("evaluate", first, {"source": data, "split": split, "n": n}, fields, set_, run_dir, runs_dir,
+                  templates_file)
 
 
 def prompt_lab_cmd(
@@ -146,6 +161,7 @@ def prompt_lab_cmd(
     n: int = typer.Option(10, help=field_help(PromptLabConfig, "n_examples")),
     template: Optional[List[str]] = typer.Option(None, "--template", help=field_help(PromptLabConfig, "templates",
                                                                                      "Repeat for several.")),
+    templates_file: Optional[str] = typer.Option(None, "--templates-file", help=TEMPLATES_FILE_HELP),
     shots: Optional[List[int]] = typer.Option(None, "--shots", help=field_help(PromptLabConfig, "shots",
                                                                               "Repeat for several.")),
     setting: Optional[List[str]] = typer.Option(None, "--setting", help="Generation settings (repeat): a preset "
@@ -166,7 +182,8 @@ def prompt_lab_cmd(
         fields["shots"] = shots
     if setting:
         fields["generation"] = dict(parse_setting(s) for s in setting)
-    run_one_stage("prompt_lab", model, {"source": data, "split": split}, fields, set_, run_dir, runs_dir)
+    run_one_stage("prompt_lab", model, {"source": data, "split": split}, fields, set_, run_dir, runs_dir,
+                  templates_file)
 
 
 def stage_cmd(

@@ -8,6 +8,7 @@ import typer
 
 from llmcycle.cli.output import console, table
 from llmcycle.models import load_model
+from llmcycle.models.loader import resolve_device
 from llmcycle.models.architectures import ALIASES, bundled_ids
 from llmcycle.models.builtins import BUILTINS
 from llmcycle.models.info import describe, load_tokenizer
@@ -36,12 +37,13 @@ def info_cmd(
     device: str = typer.Option("cpu", help="cpu | cuda | auto."),
 ) -> None:
     """Model card: kind, family, layers, heads, sizes, parameters and memory; --trace walks a text through it."""
+    resolve_device(device)  # an unknown or absent device fails even when no weights are loaded
     loaded = load_model(model, weights=weights, dtype=dtype, device=device) if trace is not None else None
     card = describe(loaded or model, weights=weights, dtype=dtype)
     console.print(table(f"{card.label}", card.rows(), ("property", "value")))
     if loaded is not None:
         for step in walk(loaded, trace or ""):
-            console.print(f"[bold]{step.title}[/bold]")
+            console.print(step.title, style="bold")
             for line in step.lines:
                 console.print(f"  {line}", highlight=False, markup=False)
 
@@ -60,4 +62,4 @@ def tokenize_cmd(
     if result.lossless:
         console.print("round trip: lossless")
     else:
-        console.print(f"[yellow]round trip is lossy:[/yellow] {'; '.join(result.losses)}")
+        console.print(f"round trip is lossy: {'; '.join(result.losses)}", style="yellow")

@@ -8,6 +8,7 @@ Later stages subclass ``StageConfig``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -78,17 +79,34 @@ def format_validation_error(exc: ValidationError, where: str = "", cls: type[Bas
     """One line per problem: ``<where>: <field.path>: <message>``; an unknown field lists the valid names."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = ".".join(repr(p) if isinstance(p, str) and (not p or not p.isprintable() or " " in p) else str(p)
+                       for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             valid = fields_at(cls, tuple(err["loc"])[:-1]) if cls is not None else None
             msg = "unknown field" + (f"; valid: {', '.join(valid)}" if valid else " (check the spelling)")
+        elif msg.startswith("Input should be") and _shown(err.get("input")):
+            msg += f", got {err['input']!r}"  # the value at fault, as given ('fp7', 'many', -1)
         prefix = f"{where}: " if where else ""
-        if msg.startswith((f"{loc}[", f"{loc}.")):  # a nested config's own error already names the path
+        if not loc and _names_field(msg):  # a whole-config check whose message starts with the field it names
+            lines.append(f"{prefix}{msg}")
+        elif not loc:
+            lines.append(f"{prefix}(top level): {msg}")
+        elif msg.startswith((f"{loc}[", f"{loc}.")):  # a nested config's own error already names the path
             lines.append(f"{prefix}{msg}")
         else:
             lines.append(f"{prefix}{loc}: {msg}")
-    return "; ".join(lines)
+    return " ".join("; ".join(lines).splitlines())  # one line, whatever a key or a value held
+
+
+def _shown(value: Any) -> bool:
+    """Whether a rejected value is short and plain enough to quote in a one-line message."""
+    return isinstance(value, (str, int, float, bool)) and len(repr(value)) <= 60
+
+
+def _names_field(msg: str) -> bool:
+    """Whether ``msg`` starts with a field path and a colon (``pairs: ...``, ``stages[2].tune.templates[0]: ...``)."""
+    return re.match(r"^[A-Za-z_][\w]*(\[\d+\])?(\.[A-Za-z_][\w]*(\[\d+\])?)*: ", msg) is not None
 
 
 def read_yaml(path: str | Path, error: type[Exception] = ConfigError) -> Any:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from llmcycle.core.config import StageConfig
 from llmcycle.core.errors import LLMCycleError
@@ -28,6 +28,7 @@ from llmcycle.evaluation.compare import (
     comparison_markdown,
     score_outputs,
 )
+from llmcycle.evaluation.toxicity import get_toxicity_scorer
 from llmcycle.generation import generate
 from llmcycle.generation.settings import GenerationSettings
 from llmcycle.models import load_model
@@ -48,6 +49,9 @@ class EvaluateConfig(StageConfig):
                                            description="Decoding settings shared by every model.")
     metrics: list[str] = Field(default_factory=lambda: ["rouge", "bleu", "toxicity", "length"],
                                description=f"Metric groups: {', '.join(METRIC_NAMES)}.")
+    toxicity_label: str | None = Field(None, min_length=1, description="The toxic class of a classifier "
+                                       "toxicity_scorer, by name in its config.id2label (e.g. hate, toxic); default "
+                                       "hate. Not for profanity-check.")
     toxicity_scorer: str = Field("profanity-check", description="'profanity-check' (offline) or a Hugging Face "
                                  "classifier id.")
     batch_size: int = Field(8, ge=1, description="Generation batch size.")
@@ -62,6 +66,19 @@ class EvaluateConfig(StageConfig):
         if bad:
             raise ValueError(f"unknown metric(s) {bad}; valid: {', '.join(METRIC_NAMES)}")
         return v
+
+    @model_validator(mode="after")
+    def _label_needs_classifier(self) -> "EvaluateConfig":
+        if self.toxicity_label is not None and self.toxicity_scorer == "profanity-check":
+            raise ValueError("toxicity_label: profanity-check has no labels; set it for a classifier "
+                             "toxicity_scorer (a hub id or directory)")
+        return self
+
+    def scorer(self) -> Any:
+        """The toxicity scorer (a name or a loaded classifier with its label)."""
+        if self.toxicity_label is None:
+            return self.toxicity_scorer
+        return get_toxicity_scorer(self.toxicity_scorer, toxic_label=self.toxicity_label)
 
 
 @dataclass
@@ -80,6 +97,12 @@ def parse_model_spec(spec: str) -> ModelSpec:
         raise LLMCycleError(f"models: {spec!r} names no model source")
     label = name.strip() or (f"{source}+{Path(adapter).name}" if adapter else source)
     return ModelSpec(label, source.strip(), adapter.strip() or None, spec)
+
+
+def check_baseline(baseline: str | None, names: list[str]) -> None:
+    """``baseline`` names one of the compared models (``LLMCycleError`` naming the valid ones when not)."""
+    if baseline is not None and baseline not in names:
+        raise LLMCycleError(f"baseline: {baseline!r} is not one of the compared models; valid: {', '.join(names)}")
 
 
 @dataclass
@@ -111,6 +134,8 @@ def evaluate_models(cfg: EvaluateConfig, rows: Any, out_dir: str | Path,
     if len(rows) == 0:
         raise LLMCycleError("the data split to evaluate on is empty")
     get_template(cfg.template)  # an unknown template fails before any model loads
+    check_baseline(cfg.baseline, [s.name for s in specs])  # ... and so does an unknown baseline
+    scorer = cfg.scorer() if "toxicity" in cfg.metrics else cfg.toxicity_scorer  # ... and a classifier's label
     out = Path(out_dir)
     refs = [list(r) for r in rows["references"]]
     scores, budget = [], {}
@@ -122,7 +147,7 @@ def evaluate_models(cfg: EvaluateConfig, rows: Any, out_dir: str | Path,
                            [{"input": i, "prompt": p.text, "input_truncated": p.input_truncated,
                              "references": r, "prediction": y}
                             for i, p, r, y in zip(rows["input"], batch.prompts, refs, preds)])
-        scores.append(score_outputs(spec.name, preds, refs, cfg.metrics, cfg.toxicity_scorer))
+        scores.append(score_outputs(spec.name, preds, refs, cfg.metrics, scorer))
     prompts = batch.texts
     baseline = cfg.baseline or specs[0].name
     table_rows = compare(scores, baseline, cfg.bootstrap_resamples, cfg.seed)

@@ -31,6 +31,7 @@ from typing import Any, Callable, Literal, Sequence
 from llmcycle.core.errors import DataError, LLMCycleError
 from llmcycle.generation.settings import GenerationSettings
 from llmcycle.models.loader import LoadedModel
+from llmcycle.models.tokenizer import decode_text
 
 log = logging.getLogger("llmcycle")
 
@@ -251,7 +252,7 @@ def _generate_batch(loaded: LoadedModel, texts: list[str], indices: list[int], s
 
 def _decoder(tok: Any) -> Callable[[list[int]], str]:
     def decode(ids: list[int]) -> str:
-        return tok.decode(ids, skip_special_tokens=True)
+        return decode_text(tok, ids)
 
     return decode
 

@@ -15,6 +15,7 @@ from llmcycle.estimate.memory import estimate_memory
 from llmcycle.models.architectures import bundled_config, bundled_config_dict
 from llmcycle.models.build import auto_class, untie_lm_head
 from llmcycle.models.builtins import builtin_config, get_builtin
+from llmcycle.models.quantized import count_params, is_int8, weight_bytes
 from llmcycle.models.loader import LoadedModel, _hub_config, _hub_error, hub_reachable, load_model, model_kind
 from llmcycle.models.tokenizer import offline_tokenizer
 
@@ -52,7 +53,7 @@ class ModelCard:
                 ("context length", str(self.context_length)),
                 ("parameters", f"{self.total_params:,} ({self.total_params / 1e6:,.1f}M)"),
                 ("trainable", f"{self.trainable_params:,} ({pct:.2f}%)")]
-        rows += [(f"memory: {k}", f"{v:,.2f} GB") for k, v in self.memory.items()]
+        rows += [(f"memory: {k}", f"{v:,.2f} GB" if v >= 0.1 else f"{v * 1e3:,.2f} MB") for k, v in self.memory.items()]
         rows += [("note", n) for n in self.notes]
         return rows
 
@@ -135,10 +136,15 @@ def describe(source: str | LoadedModel, weights: str = "pretrained", dtype: str 
         src, state = source, "not loaded: bundled architecture (offline), counts are exact"
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    memory = _memory(total, trainable, dtype)
+    if loaded is not None and is_int8(model):  # int8 weights are not nn.Parameters: count them from the modules
+        total, trainable = count_params(model), 0
+        state += ", int8 dynamic quantisation (inference only)"
+        memory = {"weights (int8 linear layers, the rest fp32; as loaded)": weight_bytes(model) / 1e9}
+        dtype = "int8"
     return ModelCard(source=src, kind=model_kind(config) if loaded is None else loaded.kind,
                      family=getattr(config, "model_type", "?"), weights=state, total_params=total,
-                     trainable_params=trainable, dtype=dtype, memory=_memory(total, trainable, dtype),
-                     notes=notes, **_shape(config))
+                     trainable_params=trainable, dtype=dtype, memory=memory, notes=notes, **_shape(config))
 
 
 def load_tokenizer(source: str) -> Any:

@@ -9,9 +9,11 @@ architecture untrained, from the bundled configs when offline.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -135,8 +137,6 @@ def _hub_config(source: str, revision: str | None, online: bool) -> Any:
 
 def _adapter_base(path: Path) -> str:
     """The base model an adapter directory names (``base_model_name_or_path``)."""
-    import json
-
     try:
         base = json.loads((path / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
     except (OSError, ValueError) as exc:
@@ -145,6 +145,34 @@ def _adapter_base(path: Path) -> str:
         raise ModelSourceError(f"{path} holds a PEFT adapter that does not name its base model; pass the base as "
                                "the source and the adapter with adapter=...")
     return str(base)
+
+
+def check_weight_files(path: Path) -> None:
+    """Every ``*.safetensors`` file in model folder ``path`` is whole: a header that parses and tensors that lie
+    inside the file. A truncated, empty or garbage file is a ``ModelSourceError`` naming it (read before any
+    weight is loaded; safetensors itself would fail with a Rust error)."""
+    for file in sorted(path.glob("*.safetensors")):
+        size = file.stat().st_size
+        what = f"{file}: not a complete safetensors file"
+        if size < 8:
+            raise ModelSourceError(f"{what} ({size} bytes); save the model again (save_pretrained)")
+        with file.open("rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > min(size - 8, 100_000_000):
+                raise ModelSourceError(f"{what} (its header claims {n:,} bytes, the file has {size:,}); save the "
+                                       "model again (save_pretrained)")
+            try:
+                header = json.loads(fh.read(n))
+            except (ValueError, UnicodeDecodeError):
+                raise ModelSourceError(f"{what} (its header is not valid JSON); save the model again") from None
+        if not isinstance(header, dict):
+            raise ModelSourceError(f"{what} (its header is not a JSON object); save the model again")
+        ends = [t.get("data_offsets", [0, 0])[1] for k, t in header.items() if k != "__metadata__" and
+                isinstance(t, dict) and isinstance(t.get("data_offsets"), list) and len(t["data_offsets"]) == 2]
+        end = max(ends, default=0)
+        if not isinstance(end, int) or 8 + n + end > size:
+            raise ModelSourceError(f"{what}: truncated (its tensors need {8 + n + int(end):,} bytes, the file has "
+                                   f"{size:,}); save the model again or copy it whole")
 
 
 def _load_local(path: Path, weights: str, torch_dtype: Any) -> LoadedModel:
@@ -160,11 +188,18 @@ def _load_local(path: Path, weights: str, torch_dtype: Any) -> LoadedModel:
     if weights == "random":
         model = build_random(config).to(torch_dtype)
     elif (path / "llmcycle_quantization.json").is_file():  # llmcycle's int8 format (models.quantized)
+        check_weight_files(path)
         model = load_int8(path, kind)
     else:
+        check_weight_files(path)
         try:
             model = auto_class(kind).from_pretrained(path, dtype=torch_dtype)
         except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelSourceError(f"{path}: cannot load weights: {(str(exc).splitlines() or [repr(exc)])[0]}") \
+                from None
+        except Exception as exc:  # safetensors' own error type (a Rust exception) for what the check let through
+            if type(exc).__name__ != "SafetensorError":
+                raise
             raise ModelSourceError(f"{path}: cannot load weights: {str(exc).splitlines()[0]}") from None
     try:
         tok = AutoTokenizer.from_pretrained(path)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections import OrderedDict
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,11 @@ def quantize_dynamic_int8(model: Any, inplace: bool = False) -> Any:
     import copy
 
     import torch
-    from torch.ao.quantization import default_dynamic_qconfig, float_qparams_weight_only_qconfig, quantize_dynamic
+    from torch.ao.quantization import (
+        default_dynamic_qconfig,
+        float_qparams_weight_only_qconfig,
+        quantize_dynamic,
+    )
 
     if any(p.device.type != "cpu" for p in model.parameters()):
         raise OptimizeError("int8 dynamic quantisation runs on CPU only; load the model with device='cpu' "
@@ -76,6 +81,38 @@ def quantize_dynamic_int8(model: Any, inplace: bool = False) -> Any:
         for name in others:
             model.set_submodule(name, shared)
     return model.eval()
+
+
+def _quantized(module: Any) -> bool:
+    return type(module).__module__.startswith("torch.ao.nn.quantized")
+
+
+def count_params(model: Any) -> int:
+    """Parameters, counting the int8 weights of quantised modules (which are not ``nn.Parameter``s)."""
+    return sum(n for n, _ in _tensors(model))
+
+
+def weight_bytes(model: Any) -> int:
+    """Bytes the weights take in memory: int8 weights one byte each, every other tensor at its own dtype."""
+    return sum(n * size for n, size in _tensors(model))
+
+
+def _tensors(model: Any) -> list[tuple[int, int]]:
+    """``(elements, bytes per element)`` of every weight of ``model`` once (tied weights once)."""
+    seen: set[int] = set()
+    out: list[tuple[int, int]] = []
+    for module in model.modules():
+        if _quantized(module):
+            for name in ("weight", "bias"):
+                t = getattr(module, name)() if callable(getattr(module, name, None)) else None
+                if t is not None:
+                    out.append((t.numel(), t.element_size()))
+            continue
+        for p in module.parameters(recurse=False):
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append((p.numel(), p.element_size()))
+    return out
 
 
 def is_int8(model: Any) -> bool:
@@ -147,8 +184,8 @@ def load_int8(path: str | Path, kind: str) -> Any:
     return model.eval()
 
 
-def load_bnb(source: str, bits: int, kind: str) -> Any:
-    """``source`` loaded with bitsandbytes 8-bit or 4-bit (NF4, bf16 compute) weights on the GPU."""
+def check_bnb(bits: int) -> None:
+    """``OptimizeError`` when bitsandbytes ``bits``-bit loading cannot work here (no CUDA GPU, no package)."""
     import torch
 
     if bits not in (4, 8):
@@ -156,11 +193,15 @@ def load_bnb(source: str, bits: int, kind: str) -> Any:
     if not torch.cuda.is_available():
         raise OptimizeError(f"bnb{bits}: bitsandbytes quantisation needs a CUDA GPU and none is visible; on CPU "
                             "use method int8")
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
-        raise OptimizeError(f"bnb{bits}: the bitsandbytes package is not installed (pip install bitsandbytes)") \
-            from None
+    if find_spec("bitsandbytes") is None:
+        raise OptimizeError(f"bnb{bits}: the bitsandbytes package is not installed (pip install bitsandbytes)")
+
+
+def load_bnb(source: str, bits: int, kind: str) -> Any:
+    """``source`` loaded with bitsandbytes 8-bit or 4-bit (NF4, bf16 compute) weights on the GPU."""
+    import torch
+
+    check_bnb(bits)
     from transformers import BitsAndBytesConfig
 
 

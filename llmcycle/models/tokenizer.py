@@ -13,6 +13,7 @@ Causal builtins get the same vocabulary with a ``[CLS] text`` template (a BOS, n
 from __future__ import annotations
 
 import copy
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -61,6 +62,40 @@ def _base_tokenizer(kind: str) -> Any:
 def offline_tokenizer(kind: str = "seq2seq") -> Any:
     """A fresh copy of the offline tokenizer for a ``seq2seq``/``classifier`` or ``causal`` model."""
     return copy.deepcopy(_base_tokenizer("causal" if kind == "causal" else "seq2seq"))
+
+
+# What WordPiece decoding leaves between tokens that were one word in the text: ``betty ' s``, ``isn ' t``,
+# ``well - known``, ``( great )``, ``10 %``, ``$ 5``. Each rule joins two adjacent tokens across one space, so a
+# text decoded token by token (a stream) only ever changes in its last word.
+_WORDPIECE_RULES = [
+    (re.compile(r" ' (s|t|re|ve|ll|d|m)\b"), r"'\1"),
+    (re.compile(r"(?<=[^\W_]) ([-/@]) (?=[^\W_])"), r"\1"),
+    (re.compile(r"(?<=\() "), ""),
+    (re.compile(r" (?=[)%;:!?.,])"), ""),
+    (re.compile(r"(?<=\$) (?=\d)"), ""),
+]
+
+
+def is_wordpiece(tokenizer: Any) -> bool:
+    """Whether ``tokenizer`` decodes with WordPiece (BERT, MiniLM: the builtins' tokenizer), whose output needs
+    ``clean_wordpiece``."""
+    decoder = getattr(getattr(tokenizer, "backend_tokenizer", None), "decoder", None)
+    return type(decoder).__name__ == "WordPiece" or str(decoder).startswith("WordPiece(")
+
+
+def clean_wordpiece(text: str) -> str:
+    """WordPiece output as a person writes it: ``#Person2# ' s`` -> ``#Person2#'s``, ``well - known`` ->
+    ``well-known``, ``( great )`` -> ``(great)``, ``10 %`` -> ``10%``, ``it ' s`` -> ``it's``. The builtins' tokenizer
+    is uncased, so the text stays lower-case (``betty's paper``) apart from the speaker tags."""
+    for pattern, repl in _WORDPIECE_RULES:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def decode_text(tokenizer: Any, ids: Any) -> str:
+    """The text of generated token ids: special tokens dropped, WordPiece's spaces around punctuation cleaned."""
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    return clean_wordpiece(text) if is_wordpiece(tokenizer) else text
 
 
 def special_ids(tokenizer: Any) -> dict[str, int]:

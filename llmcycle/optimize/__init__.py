@@ -11,7 +11,7 @@
 
 from llmcycle.optimize.config import DistilOptions, MeasureOptions, OptimizeConfig, PruneOptions
 from llmcycle.core.errors import OptimizeError
-from llmcycle.optimize.run import OptimizeResult, run_optimize
+from llmcycle.optimize.run import OptimizeResult, check_methods, run_optimize
 
 __all__ = ["DistilOptions", "MeasureOptions", "OptimizeConfig", "OptimizeError", "OptimizeResult", "PruneOptions",
-           "run_optimize"]
+           "check_methods", "run_optimize"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -29,9 +29,13 @@ class PruneOptions(StageConfig):
         "output head is often tied to the embeddings).")
 
 
+DISTIL_TRAIN = {"method": "full", "max_steps": 200, "batch_size": 8, "learning_rate": 3e-4, "save_every": 50,
+                "log_every": 10}
+"""The student's training defaults; ``distil.train`` fields given (``--set distil.train.max_steps=300``) go over them."""
+
+
 def _distil_tune_default() -> TuneConfig:
-    return TuneConfig(method="full", max_steps=200, batch_size=8, learning_rate=3e-4, save_every=50,
-                      log_every=10)
+    return TuneConfig(**DISTIL_TRAIN)
 
 
 class DistilOptions(StageConfig):
@@ -58,6 +62,12 @@ class DistilOptions(StageConfig):
         if value is not None and (sorted(set(value)) != value or value[0] < 0):
             raise ValueError("must be distinct, ascending, non-negative layer indices")
         return value
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _defaults(cls, value: Any) -> Any:
+        """A partial ``train`` block keeps the distillation defaults (method full, 200 steps, ...) it does not set."""
+        return DISTIL_TRAIN | value if isinstance(value, dict) else value
 
     @field_validator("train")
     @classmethod

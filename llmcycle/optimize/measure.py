@@ -21,7 +21,7 @@ from typing import Any
 from llmcycle.evaluation.rouge import rouge
 from llmcycle.generation import generate_detailed
 from llmcycle.models.adapters import is_peft, save_adapter
-from llmcycle.models.quantized import is_int8, save_int8
+from llmcycle.models.quantized import count_params, is_int8, save_int8  # count_params: re-exported
 from llmcycle.optimize.config import MeasureOptions
 
 
@@ -49,26 +49,6 @@ class Measurement:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Measurement:
         return cls(**data)
-
-
-def count_params(model: Any) -> int:
-    """Parameters, counting the int8 weights of quantised modules (which are not ``nn.Parameter``s)."""
-    seen: set[int] = set()
-    total = 0
-    for module in model.modules():
-        if type(module).__module__.startswith("torch.ao.nn.quantized"):
-            w = module.weight() if callable(getattr(module, "weight", None)) else None
-            if w is not None:
-                total += w.numel()
-            b = module.bias() if callable(getattr(module, "bias", None)) else None
-            if b is not None:
-                total += b.numel()
-            continue
-        for p in module.parameters(recurse=False):
-            if id(p) not in seen:
-                seen.add(id(p))
-                total += p.numel()
-    return total
 
 
 def save_variant(loaded: Any, path: str | Path) -> Path:

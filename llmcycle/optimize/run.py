@@ -28,7 +28,7 @@ from llmcycle.core.errors import OptimizeError
 from llmcycle.core.files import atomic_write_json, config_hash
 from llmcycle.models import load_model
 from llmcycle.models.adapters import is_peft, merge_adapter
-from llmcycle.models.quantized import load_bnb
+from llmcycle.models.quantized import check_bnb, load_bnb
 from llmcycle.optimize.config import OptimizeConfig
 from llmcycle.optimize.distil import distil
 from llmcycle.optimize.measure import Measurement, compare, measure, remove_tree, save_variant
@@ -91,6 +91,14 @@ def _bnb(plain: Any, bits: int, out: Path) -> Any:
         src = str(save_variant(plain, out / "fp_source"))
     model = load_bnb(src, bits, plain.kind)
     return replace(plain, model=model, notes=[*plain.notes, f"bitsandbytes {bits}-bit"])
+
+
+def check_methods(cfg: OptimizeConfig) -> None:
+    """``OptimizeError`` for a method this machine cannot run (bitsandbytes without a CUDA GPU or the package);
+    needs no model, so the optimize stage calls it before it loads one."""
+    for method in cfg.methods:
+        if method in ("bnb8", "bnb4"):
+            check_bnb(int(method[3]))
 
 
 def nothing_to_do(method: str, loaded: Any) -> str | None:
@@ -173,6 +181,7 @@ def run_optimize(loaded: Any, rows: Any, cfg: OptimizeConfig | dict[str, Any], o
     """
     cfg = cfg if isinstance(cfg, OptimizeConfig) else OptimizeConfig.from_dict(dict(cfg), where="optimize")
     say = progress or (lambda msg: log.info(msg))
+    check_methods(cfg)  # what cannot run here fails before anything is measured or written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = [dict(r) for r in (rows.select(range(min(cfg.measure.n, len(rows)))) if hasattr(rows, "select")

@@ -53,7 +53,10 @@ def plan_recipe(recipe: Recipe, run_path: str | Path) -> list[Step]:
     steps: list[Step] = []
     for i, (kind, cfg) in enumerate(recipe.stage_configs()):
         stage = get_stage(kind)
-        incoming = stage.receives(cfg, current, list(history))
+        try:
+            incoming = stage.receives(cfg, current, list(history))
+        except ConfigError as exc:
+            raise ConfigError(f"stages[{i}].{kind}: {exc}") from None
         why = stage.check(cfg, incoming)
         if why:
             raise ConfigError(f"stages[{i}].{kind} cannot start from {incoming.describe()}: {why}")

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from llmcycle.core.config import DataConfig, ModelConfig, StageConfig, load_yaml
-from llmcycle.core.errors import ConfigError
+from llmcycle.core.errors import ConfigError, LLMCycleError
+from llmcycle.prompts import TEMPLATES, load_templates, register_template
 from llmcycle.stages import get_stage
 
 
@@ -38,6 +39,9 @@ class Recipe(StageConfig):
                                "model, e.g. model: {source: builtin:minilm-seq2seq}).")
     data: DataConfig = Field(default_factory=DataConfig, description="The data every stage reads.")
     runs_dir: str = Field("runs", description="Where run directories are created.")
+    templates_file: str | None = Field(None, description="A YAML file of your own prompt templates (a list of "
+                                       "name, text, target, ... entries; see llmcycle.prompts), usable by name in "
+                                       "every stage's template(s) field; checked with the recipe.")
     stages: list[dict[str, Any]] = Field(..., min_length=1, description="Ordered stages: [{kind: settings}] "
                                          "(`llmcycle reference` lists the kinds and their fields).")
 
@@ -57,9 +61,60 @@ class Recipe(StageConfig):
             out.append({kind: cfg.model_dump()})
         return out
 
+    @model_validator(mode="after")
+    def _template_names(self) -> "Recipe":
+        """Every template a stage names exists (a builtin or one of ``templates_file``): checked before any work."""
+        valid = set(TEMPLATES) | {t.name for t in self.user_templates()}
+        for i, entry in enumerate(self.stages):
+            for kind, settings in entry.items():
+                for where, name in _template_fields(settings, f"stages[{i}].{kind}"):
+                    if name not in valid:
+                        raise ValueError(f"{where}: unknown prompt template {name!r}; valid: "
+                                         f"{', '.join(sorted(valid))}" + ("" if self.templates_file else
+                                                                         " (or add yours with templates_file)"))
+        return self
+
+    def user_templates(self) -> list[Any]:
+        """The templates of ``templates_file`` (checked entry by entry), none without it."""
+        if not self.templates_file:
+            return []
+        try:
+            templates = load_templates(self.templates_file)
+        except LLMCycleError as exc:
+            raise ValueError(f"templates_file: {exc}") from None
+        for t in templates:
+            if t.name in TEMPLATES and TEMPLATES[t.name] != t:
+                raise ValueError(f"templates_file: {self.templates_file}: template '{t.name}' is already a "
+                                 "different registered template; choose another name")
+        return templates
+
+    def register_templates(self) -> None:
+        """Make ``templates_file``'s templates usable by name in this process (what the runner does first)."""
+        for t in self.user_templates():
+            if t.name not in TEMPLATES:
+                register_template(t)
+
     def stage_configs(self) -> list[tuple[str, StageConfig]]:
         """(kind, validated config) for each stage, in order."""
         return [(k, get_stage(k).config_cls.model_validate(v)) for e in self.stages for k, v in e.items()]
+
+
+def _template_fields(value: Any, where: str) -> list[tuple[str, str]]:
+    """``(path, name)`` of every ``template: NAME`` / ``templates: [NAMES]`` in a stage's settings, at any depth."""
+    out: list[tuple[str, str]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}"
+            if key == "template" and isinstance(item, str):
+                out.append((path, item))
+            elif key == "templates" and isinstance(item, list):
+                out += [(f"{path}[{j}]", n) for j, n in enumerate(item) if isinstance(n, str)]
+            else:
+                out += _template_fields(item, path)
+    elif isinstance(value, list):
+        for j, item in enumerate(value):
+            out += _template_fields(item, f"{where}[{j}]")
+    return out
 
 
 def builtin_recipes() -> list[str]:

@@ -7,6 +7,7 @@ skips it when the hash matches, which is how runs resume.
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,22 +19,56 @@ from llmcycle.core.files import atomic_write_json
 class RunDir:
     """A run directory: ``<root>/<name>-<timestamp>/`` or an existing one to resume."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, created: Path | None = None, was_empty: bool = False):
         self.path = Path(path)
+        self.created = created  # the outermost folder this process created for the run (None: it existed) ...
+        self.was_empty = was_empty  # ... or the run is an empty --run-dir that existed before
 
     @classmethod
     def create(cls, root: str | Path, name: str) -> "RunDir":
         """A fresh directory; never reuses an existing one (a suffix is added on a clash)."""
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         root = Path(root)
+        _folder_or_missing(root, "runs_dir")
         for i in range(100):
             path = root / (f"{name}-{stamp}" + (f"-{i}" if i else ""))
+            top = _first_missing(path)
             try:
                 path.mkdir(parents=True, exist_ok=False)
-                return cls(path)
+                return cls(path, created=top)
             except FileExistsError:
                 continue
         raise LLMCycleError(f"cannot create a run directory under {root}")
+
+    @classmethod
+    def make(cls, path: str | Path) -> "RunDir":
+        """``path`` as a new run (a ``--run-dir`` that does not exist yet, or is empty)."""
+        path = Path(path)
+        _folder_or_missing(path, "--run-dir")
+        top = _first_missing(path)
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path, created=top, was_empty=top is None)
+
+    @property
+    def new(self) -> bool:
+        """Whether this process started the run (a new folder, or an empty ``--run-dir``)."""
+        return self.created is not None or self.was_empty
+
+    def any_done(self) -> bool:
+        """Whether any stage of this run has finished."""
+        return any(self.path.joinpath("stages").glob("*.done.json"))
+
+    def remove_if_created(self) -> None:
+        """Undo a run this process started and nothing came of (a refusal): the folders it created go, and an
+        empty ``--run-dir`` that existed before is emptied again."""
+        if self.created is not None:
+            shutil.rmtree(self.created, ignore_errors=True)
+        elif self.was_empty and self.path.is_dir():  # an empty --run-dir the user made: keep it, empty
+            for child in self.path.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
 
     @classmethod
     def resume(cls, path: str | Path) -> "RunDir":
@@ -84,3 +119,23 @@ class RunDir:
         atomic_write_json(self.file("stages", f"{name}.done.json"),
                           {"stage": name, "config_hash": cfg_hash,
                            "finished": datetime.now(timezone.utc).isoformat(), "summary": summary})
+
+
+def _folder_or_missing(path: Path, what: str) -> None:
+    """``path`` or a parent of it that is a file, not a folder: a one-line error naming it."""
+    for p in [path, *path.parents]:
+        if p.exists():
+            if not p.is_dir():
+                where = "" if p == path else f" ({p} is a file)"
+                raise LLMCycleError(f"{what} {path}: is a file, not a folder{where}; pass a folder")
+            return
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what ``mkdir(parents=True)`` creates)."""
+    top = None
+    for p in [path, *path.parents]:
+        if p.exists():
+            break
+        top = p
+    return top

@@ -4,9 +4,12 @@ The runner only composes stages: the plan (``llmcycle.recipe.plan``) says what e
 and hands on; each stage writes into ``<run>/<NN>-<kind>/`` and returns its report section. A stage
 that finished with the same config (and the same models upstream) is skipped on a re-run of the
 same directory (``--run-dir``), so an interrupted run resumes where it stopped. A failing stage
-leaves the earlier ones intact and the error says how to resume. Under ``accelerate launch``
-every process runs the stages (the tune stage trains in all of them); only the main process writes
-the run's own files.
+leaves the earlier ones intact and the error says how to resume; a run that this call created and
+whose first stage refused before writing anything is removed whole (a refusal leaves nothing behind).
+One process at a time writes a run directory: the runner holds its lock (``llmcycle.core.lock``) from
+opening it to the end, so a second run on the same folder is refused naming the first. Under
+``accelerate launch`` every process runs the stages (the tune stage trains in all of them); only the
+main process holds the lock and writes the run's own files.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, Callable
 
 from llmcycle.core.errors import LLMCycleError
 from llmcycle.core.files import atomic_write_json, atomic_write_text, config_hash
+from llmcycle.core.lock import LOCK_NAME, FolderLock, FolderLocked
 from llmcycle.data import load_data_from_config
 from llmcycle.recipe.plan import Step, plan_recipe
 from llmcycle.recipe.recipe import Recipe
@@ -30,6 +34,14 @@ from llmcycle.recipe.rundir import RunDir
 from llmcycle.stages import ModelHandoff, StageContext, StageOutput
 
 log = logging.getLogger("llmcycle")
+
+_interrupted: list[Path] = []  # the run directory of the last run_recipe stopped by Ctrl-C in this process
+
+
+def interrupted_run() -> Path | None:
+    """The run directory of the last ``run_recipe`` that Ctrl-C stopped in this process (the CLI prints how to
+    resume it); None when none was."""
+    return _interrupted[-1] if _interrupted else None
 
 
 def environment() -> dict[str, Any]:
@@ -69,36 +81,56 @@ def _barrier() -> None:
     PartialState().wait_for_everyone()
 
 
-def open_run(recipe: Recipe, run_dir: str | Path | None) -> RunDir:
-    """The run directory: a new one under ``runs_dir``, or ``run_dir`` (created when new or empty, else resumed
-    when it is an earlier run of the same model)."""
+def open_run(recipe: Recipe, run_dir: str | Path | None) -> tuple[RunDir, FolderLock | None]:
+    """The run directory, locked: a new one under ``runs_dir``, or ``run_dir`` (created when new or empty, else
+    resumed when it is an earlier run of the same model). Returns it with its lock (None in the processes of
+    ``accelerate launch`` other than the main one: the main process holds it for all)."""
     world, main = _world()
     if world > 1:
         if run_dir is None:
             raise LLMCycleError("--run-dir: under `accelerate launch` every process must write to the same run; "
                                 "pass --run-dir runs/NAME (it is created when missing)")
         if main:
-            run = _open(recipe, run_dir)
+            run, lock = _open(recipe, run_dir)
         _barrier()
-        return run if main else RunDir(Path(run_dir))
+        return (run, lock) if main else (RunDir(Path(run_dir)), None)
     return _open(recipe, run_dir)
 
 
-def _open(recipe: Recipe, run_dir: str | Path | None) -> RunDir:
+def _open(recipe: Recipe, run_dir: str | Path | None) -> tuple[RunDir, FolderLock]:
     if run_dir is None:
-        return RunDir.create(recipe.runs_dir, recipe.name)
+        run = RunDir.create(recipe.runs_dir, recipe.name)
+        return run, _lock(run)
     path = Path(run_dir)
     if path.exists() and not path.is_dir():
         raise LLMCycleError(f"--run-dir {run_dir}: is a file, not a folder")
-    if not path.exists() or not any(path.iterdir()):  # a --run-dir that does not exist yet (or is empty)
-        path.mkdir(parents=True, exist_ok=True)
-        return RunDir(path)
-    run = RunDir.resume(path)
-    saved = json.loads(run.file("recipe.json").read_text(encoding="utf-8"))
-    if saved.get("model") != recipe.model.model_dump(mode="json"):
-        raise LLMCycleError(f"{run.path} was run with model {saved.get('model', {}).get('source')}; "
-                            "resume it with the same recipe, or start a new run")
-    return run
+    if not path.exists() or not any(p.name != LOCK_NAME for p in path.iterdir()):  # new (or empty): start here
+        run = RunDir.make(path)
+        return run, _lock(run)
+    run = RunDir(path)
+    lock = _lock(run)  # before reading it: another process may be writing it
+    try:
+        run = RunDir.resume(path)
+        saved = json.loads(run.file("recipe.json").read_text(encoding="utf-8"))
+        if saved.get("model") != recipe.model.model_dump(mode="json"):
+            raise LLMCycleError(f"{run.path} was run with model {saved.get('model', {}).get('source')}; "
+                                "resume it with the same recipe, or start a new run")
+    except BaseException:
+        lock.release()
+        raise
+    return run, lock
+
+
+def _lock(run: RunDir) -> FolderLock:
+    """``run``'s lock, taken; refused naming the holder. The folder is then the holder's: nothing is removed
+    (another process may have created it a moment before this one)."""
+    try:
+        return FolderLock(run.path).acquire()
+    except FolderLocked:
+        raise
+    except BaseException:
+        run.remove_if_created()
+        raise
 
 
 class _Data:
@@ -124,8 +156,21 @@ def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, only: str | No
     """
     say = progress or (lambda m: log.info(m))
     selected = set(select_stages(recipe, only, from_stage))
+    recipe.register_templates()
     plan_recipe(recipe, Path(run_dir or recipe.runs_dir) / "(plan)")  # a chain that cannot work fails here
-    run = open_run(recipe, run_dir)
+    run, lock = open_run(recipe, run_dir)
+    try:
+        return _run(recipe, run, selected, say)
+    except KeyboardInterrupt:
+        _interrupted.append(run.path)
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(recipe: Recipe, run: RunDir, selected: set[int], say: Callable[[str], None]) -> RunDir:
+    """The stages of ``recipe`` in the open, locked ``run``."""
     _, main = _world()
     steps = plan_recipe(recipe, run.path)
     if main:
@@ -159,6 +204,9 @@ def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, only: str | No
         try:
             out = step.stage.run(ctx, step.cfg, folder)
         except LLMCycleError as exc:
+            if main and run.new and not run.any_done() and not _has_files(folder):
+                run.remove_if_created()  # refused before any work: leave nothing behind
+                raise LLMCycleError(f"stage {name} failed: {exc}") from exc
             raise LLMCycleError(f"stage {name} failed: {exc}. Earlier stages are kept in {run.path}; fix the "
                                 f"cause and resume with: llmcycle run --run-dir {run.path}") from exc
         out = out if isinstance(out, StageOutput) else StageOutput(out)
@@ -176,6 +224,11 @@ def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, only: str | No
     if main:
         write_run_report(run.path, recipe, steps)
     return run
+
+
+def _has_files(folder: Path) -> bool:
+    """Whether ``folder`` holds any file (at any depth)."""
+    return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
 
 
 def _history(recipe: Recipe, steps: list[Step], current: Step) -> list[ModelHandoff]:

@@ -59,6 +59,7 @@ def create_app(config: ServeConfig | dict[str, Any] | None = None, loaded: Any =
     app.state.service = service
     _add_routes(app, service)
     _add_error_handlers(app)
+    _document_bodies(app)
     app.add_middleware(RequestGuard, api_key=config.api_key, max_body_bytes=config.max_body_bytes)
     app.add_middleware(RequestLog, enabled=config.log_requests)  # outermost: logs 401s and 413s too
     return app
@@ -78,15 +79,40 @@ def _add_routes(app: FastAPI, service: Service) -> None:
     async def model(name: str) -> dict[str, Any]:
         return service.model_card(service.model_name(name))
 
-    @app.post("/v1/completions")
+    @app.post("/v1/completions", openapi_extra=_body("CompletionRequest"))
     async def completions(request: Request) -> Any:
         req = parse_request(await request.body(), CompletionRequest)
         return _respond(await service.completions(req, request.state))
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", openapi_extra=_body("ChatRequest"))
     async def chat(request: Request) -> Any:
         req = parse_request(await request.body(), ChatRequest)
         return _respond(await service.chat(req, request.state))
+
+
+def _body(model: str) -> dict[str, Any]:
+    """The OpenAPI request body of a route whose JSON body is parsed by hand (``parse_request``)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model}"}}}}}
+
+
+def _document_bodies(app: FastAPI) -> None:
+    """Put the request models' schemas into ``/openapi.json`` (what clients and schema fuzzers read): the bodies
+    are validated by ``parse_request``, not by FastAPI, so FastAPI does not know them by itself."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = default()
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            for cls in (CompletionRequest, ChatRequest):
+                body = cls.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(body.pop("$defs", {}))
+                schemas[cls.__name__] = body
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _respond(result: Any) -> Any:

@@ -37,8 +37,9 @@ class ServeConfig(StageConfig):
                                "compatible requests to join it (milliseconds, from its first request's arrival or "
                                "the end of the previous batch, whichever is later). Where a batch takes seconds (a "
                                "CPU), 50-100 ms costs little and lets clients answered by one batch join the next.")
-    max_queue: int = Field(1024, ge=1, description="Most requests waiting for the model; more get 503 "
-                           "(server busy) at once instead of waiting without bound.")
+    max_queue: int = Field(1024, ge=1, description="Most prompts waiting for the model; a request that "
+                           "finds the queue too full for all its prompts gets 503 (server busy) at once instead of "
+                           "waiting without bound, and one with more prompts than this gets 400.")
     max_input_tokens: int | None = Field(None, ge=1, description="Longest prompt accepted, in tokens (special tokens "
                                          "included); default: what the model takes (its positions, less max_tokens "
                                          "for decoder-only models). Longer prompts get 400.")

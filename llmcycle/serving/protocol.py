@@ -29,11 +29,17 @@ class APIError(Exception):
 
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
                  type: str = "invalid_request_error"):
+        message, param = _text(message), None if param is None else _text(param)
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.type = status, message, param, code, type
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def _text(value: str) -> str:
+    """``value`` as text JSON can carry: a client's lone surrogate echoed in a message becomes ``\\ud800``."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class _Request(BaseModel):
@@ -187,6 +193,10 @@ class _FieldError(ValueError):
         self.field = field
 
 
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects a request body may have (OpenAI's bodies need 5)."""
+
+
 def parse_request(body: bytes, cls: type[_Request]) -> Any:
     """Decode and validate a JSON body; every problem is an ``APIError`` 400 naming the field."""
     try:
@@ -196,12 +206,41 @@ def parse_request(body: bytes, cls: type[_Request]) -> Any:
     except json.JSONDecodeError as exc:
         raise APIError(400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
                        code="invalid_json") from None
+    except RecursionError:  # 100,000 nested brackets: Python's parser gives up before our depth check
+        raise APIError(400, f"request body is nested too deeply (at most {MAX_JSON_DEPTH} levels)",
+                       code="invalid_json") from None
     if not isinstance(data, dict):
         raise APIError(400, f"request body must be a JSON object, got {type(data).__name__}", code="invalid_json")
+    check_json_text(data)
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc) from None
+
+
+def check_json_text(data: Any) -> None:
+    """400 for a body nested deeper than ``MAX_JSON_DEPTH``, or holding a string that is not valid Unicode text: a
+    lone surrogate (``"\\ud800"``) decodes from JSON but cannot be encoded, tokenised or written back. Both name
+    the field (``messages.0.content``). Walked without recursion."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise APIError(400, f"{path or 'request body'}: nested too deeply (at most {MAX_JSON_DEPTH} levels)",
+                           param=path or None, code="invalid_json")
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise APIError(400, f"{path or 'request body'}: not valid Unicode text (a lone surrogate "
+                               f"{value[exc.start]!r} at character {exc.start}); send UTF-8 text",
+                               param=path or None, code="invalid_value") from None
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                stack.append((key, f"{path}.{key}".lstrip(".") + " (key)", depth + 1))
+                stack.append((item, f"{path}.{key}".lstrip("."), depth + 1))
+        elif isinstance(value, list):
+            stack += [(item, f"{path}.{i}".lstrip("."), depth + 1) for i, item in enumerate(value)]
 
 
 def validation_error(exc: ValidationError) -> APIError:

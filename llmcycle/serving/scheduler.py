@@ -18,6 +18,10 @@ each batch lets the clients just answered rejoin, so the cohorts merge.
 ``max_batch_size=1`` (batching off) is the baseline: one request per generate call, no waiting.
 ``solo`` jobs (streamed requests, seeded sampling) always run alone and never wait: a stream feeds
 one request's tokens, and a seeded sample must not depend on which requests share its batch.
+
+At most ``max_queue`` jobs wait; beyond that a request gets 503 (busy). A request's jobs (one per prompt) are
+queued all together or not at all (``enqueue_all``), so a refused request leaves none of its prompts behind
+to generate for no one.
 """
 
 from __future__ import annotations
@@ -95,12 +99,22 @@ class Scheduler:
 
     def enqueue(self, job: Job) -> asyncio.Future:
         """Queue ``job``; its future resolves to its ``GenerationResult``. 503 when shutting down or full."""
+        return self.enqueue_all([job])[0]
+
+    def enqueue_all(self, jobs: list[Job]) -> list[asyncio.Future]:
+        """Queue every job of one request, or none of them: 503 when shutting down, or when the queue has no room
+        for them all (a request is never left half queued, its queued half generating for no one)."""
         if self._task is None or self._closing:
             raise APIError(503, "the server is shutting down; retry on another instance", code="shutting_down",
                            type="server_error")
-        if self.outstanding >= self.max_queue:
-            raise APIError(503, f"the server is busy ({self.outstanding} requests waiting); retry later",
+        if self.outstanding + len(jobs) > self.max_queue:
+            room = max(self.max_queue - self.outstanding, 0)
+            raise APIError(503, f"the server is busy ({self.outstanding} requests waiting, room for {room} more"
+                           f"{'' if len(jobs) == 1 else f', this request has {len(jobs)}'}); retry later",
                            code="server_busy", type="server_error")
+        return [self._put(job) for job in jobs]
+
+    def _put(self, job: Job) -> asyncio.Future:
         job.future = asyncio.get_running_loop().create_future()
         self.outstanding += 1
         job.future.add_done_callback(self._resolved)

@@ -49,13 +49,15 @@ def uvicorn_server(app: Any, graceful_shutdown_s: float | None, log_level: str =
 
 
 def _log_to_stderr() -> None:
-    """Request lines on stderr when nothing else was set up (the CLI)."""
+    """Request lines on stderr, timestamped, once: the server's own handler, and no second copy through the root
+    logger's (the CLI sets one up for every other command)."""
     logger = logging.getLogger("llmcycle.serving")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def serve(config: ServeConfig | dict[str, Any] | None = None, loaded: Any = None) -> None:

@@ -71,6 +71,10 @@ class Service:
     async def completions(self, req: CompletionRequest, state: Any) -> Any:
         model = self.model_name(req.model)
         settings, copies, limit = self.settings(req)
+        if len(req.prompt) > self.scheduler.max_queue:  # could never be queued whole: the client's to split
+            raise APIError(400, f"prompt: {len(req.prompt)} prompts in one request, more than the "
+                           f"{self.scheduler.max_queue} this server queues at once (max_queue); send them in "
+                           "smaller requests", param="prompt", code="invalid_value")
         for prompt in req.prompt:
             self.count(prompt, limit, "prompt")
         if req.stream:
@@ -78,7 +82,7 @@ class Service:
                 raise APIError(400, "stream: streaming takes one prompt and n=1", param="stream",
                                code="invalid_value")
             return self._stream(req, model, req.prompt[0], settings, state, chat=False)
-        futures = [self.scheduler.enqueue(self.job(model, p, settings, req.seed is not None)) for p in req.prompt]
+        futures = self.scheduler.enqueue_all([self.job(model, p, settings, req.seed is not None) for p in req.prompt])
         results = await asyncio.gather(*futures)
         choices = []
         for prompt, result in zip(req.prompt, results):

@@ -78,6 +78,7 @@ class SmokeResult:
     p50_ms: float
     max_ms: float
     matches_offline: int
+    empty_outputs: int  # 200 answers whose completion text is empty
     stream_chunks: int
     stream_matches: bool
     bad_requests: dict[str, int]
@@ -88,16 +89,32 @@ class SmokeResult:
         return asdict(self)
 
     @property
+    def problems(self) -> list[str]:
+        """Why the smoke test failed (empty when it passed)."""
+        out = []
+        if self.failed:
+            out.append(f"{self.failed} of {self.requests} completions failed")
+        if self.ok and self.empty_outputs == self.ok:  # one empty answer can be the model's; all of them is not
+            out.append(f"all {self.ok} completions came back empty")
+        if self.stream_chunks == 0:
+            out.append("the streamed chat completion sent no text")
+        elif not self.stream_matches:
+            out.append("the streamed text differs from offline generation")
+        out += [f"the malformed request '{k}' got {c}, not a 4xx" for k, c in self.bad_requests.items()
+                if not 400 <= c < 500]
+        return out
+
+    @property
     def passed(self) -> bool:
-        """No failed request, the stream equal to offline generation, every malformed request a 4xx.
+        """No failed request, not every completion empty, a stream that sent text equal to offline generation,
+        every malformed request a 4xx (``problems`` says what failed).
 
         Batched completions are compared with offline generation but not required to match: padding a
         row inside a batch changes logits by float rounding (~1e-6), which flips a greedy choice where
         two tokens are nearly tied (common in a barely trained model). The streamed request runs alone,
         as offline generation does, and must match exactly.
         """
-        return (self.failed == 0 and self.stream_matches
-                and all(400 <= c < 500 for c in self.bad_requests.values()))
+        return not self.problems
 
 
 def smoke_test(loaded: Any, prompts: list[str], cfg: SmokeConfig | dict[str, Any], out_dir: str | Path
@@ -153,9 +170,11 @@ def smoke_test(loaded: Any, prompts: list[str], cfg: SmokeConfig | dict[str, Any
         throughput_rps=round(len(prompts) / seconds, 3), p50_ms=round(statistics.median(lat), 1) if lat else 0.0,
         max_ms=round(max(lat), 1) if lat else 0.0,
         matches_offline=sum(a[2] == o for a, o in zip(answers, offline)),
+        empty_outputs=sum(a[0] == 200 and not a[2].strip() for a in answers),
         stream_chunks=len(chunks), stream_matches="".join(chunks) == offline[first], bad_requests=bad,
         batches=batches, examples=[{"prompt": p[:300], "served": a[2]} for p, a in zip(prompts[:3], answers)])
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     atomic_write_json(Path(out_dir) / "serve_smoke.json", result.to_dict() | {"passed": result.passed,
+                                                                              "problems": result.problems,
                                                                               "config": cfg.model_dump(mode="json")})
     return result

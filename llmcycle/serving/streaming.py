@@ -26,6 +26,7 @@ from typing import Any, AsyncIterator, Sequence
 from transformers.generation.streamers import BaseStreamer
 
 from llmcycle.generation.processors import trim_at_stop
+from llmcycle.models.tokenizer import decode_text, is_wordpiece
 
 
 class StreamCancelled(Exception):
@@ -35,9 +36,10 @@ class StreamCancelled(Exception):
 class Deltas:
     """What of a growing text may be sent yet (see the module docstring); ``sent`` is what was."""
 
-    def __init__(self, stops: Sequence[str] = ()):
+    def __init__(self, stops: Sequence[str] = (), hold_word: bool = False):
         self.stops = list(stops)
         self.hold = max((len(s) for s in self.stops), default=1) - 1
+        self.hold_word = hold_word  # the last word may still change (WordPiece cleanup joins it to the next token)
         self.sent = ""
 
     def update(self, text: str) -> str:
@@ -45,6 +47,9 @@ class Deltas:
         text, hit = trim_at_stop(text, self.stops)
         if not hit:
             text = text[:len(text) - self.hold].rstrip("\ufffd")  # U+FFFD: a character still being decoded
+            if self.hold_word:
+                text = text.strip()
+                text = text[:max(text.rfind(" "), 0)]
         return self._advance(text.strip())
 
     def finish(self, final: str) -> str:
@@ -63,7 +68,7 @@ class DeltaStreamer(BaseStreamer):
 
     def __init__(self, tokenizer: Any, stops: Sequence[str] = ()):
         self.tokenizer = tokenizer
-        self.deltas = Deltas(stops)
+        self.deltas = Deltas(stops, hold_word=is_wordpiece(tokenizer))
         self.ids: list[int] = []
         self.cancelled = False
         self._prompt_seen = False
@@ -78,7 +83,7 @@ class DeltaStreamer(BaseStreamer):
             self._prompt_seen = True
             return
         self.ids.extend(value.reshape(-1).tolist())  # (1,) per step: one request, one sequence
-        piece = self.deltas.update(self.tokenizer.decode(self.ids, skip_special_tokens=True))
+        piece = self.deltas.update(decode_text(self.tokenizer, self.ids))
         if piece:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, piece)
 

@@ -14,9 +14,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from llmcycle.alignment.align import AlignConfig, run_align
+from llmcycle.alignment.align import AlignConfig, read_pairs, run_align
 from llmcycle.alignment.evaluate import comparison_rows
 from llmcycle.core.config import ModelConfig
+from llmcycle.core.errors import ConfigError, LLMCycleError
 from llmcycle.report import md_table
 from llmcycle.stages.base import BaseStage, Glance, ModelHandoff, StageContext, register_stage
 from llmcycle.stages.memory import training_memory_note
@@ -31,6 +32,15 @@ class Align(BaseStage):
     kind = "align"
     config_cls = AlignConfig
     title = "Alignment"
+
+    def receives(self, cfg: AlignConfig, current: ModelHandoff, history: list[ModelHandoff]) -> ModelHandoff:
+        """The model it receives; DPO's pairs file is read and checked here, before any work."""
+        if cfg.method == "dpo" and cfg.pairs:
+            try:
+                read_pairs(cfg.pairs)
+            except LLMCycleError as exc:
+                raise ConfigError(str(exc)) from None
+        return current
 
     def check(self, cfg: AlignConfig, incoming: ModelHandoff) -> str | None:
         return trainable_from(incoming)

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmcycle.evaluation.evaluate import EvaluateConfig, evaluate_models
+from llmcycle.core.errors import ConfigError, LLMCycleError
+from llmcycle.evaluation.evaluate import EvaluateConfig, check_baseline, evaluate_models, parse_model_spec
 from llmcycle.stages.base import BaseStage, Glance, ModelHandoff, StageContext, register_stage
 
 
@@ -25,10 +26,15 @@ def _ci(value: float | None, low: float | None, high: float | None) -> str:
 
 def compared_models(ctx: StageContext) -> list[tuple[str, ModelHandoff]]:
     """(label, model) pairs the stage compares when the config lists none."""
-    made = [h for h in ctx.history if h.produced]
+    return compared(ctx.history, ctx.incoming)
+
+
+def compared(history: list[ModelHandoff], incoming: ModelHandoff) -> list[tuple[str, ModelHandoff]]:
+    """(label, model) pairs compared when the config lists none: the recipe's model and each model made so far."""
+    made = [h for h in history if h.produced]
     if not made:
-        return [(ctx.incoming.label, ctx.incoming)]
-    base = ctx.history[0]
+        return [(incoming.label, incoming)]
+    base = history[0]
     if len(made) == 1:
         label = "tuned" if made[0].label.startswith("tuned") else made[0].label
         return [("base", base), (label, made[0])]
@@ -39,6 +45,17 @@ class Evaluate(BaseStage):
     kind = "evaluate"
     config_cls = EvaluateConfig
     title = "Evaluation"
+
+    def receives(self, cfg: EvaluateConfig, current: ModelHandoff, history: list[ModelHandoff]) -> ModelHandoff:
+        """The model it receives; an unknown ``baseline`` is refused here, before any work."""
+        if cfg.baseline is not None:
+            names = ([parse_model_spec(m).name for m in cfg.models] if cfg.models
+                     else [label for label, _ in compared(history, current)])
+            try:
+                check_baseline(cfg.baseline, names)
+            except LLMCycleError as exc:
+                raise ConfigError(str(exc)) from None
+        return current
 
     def writes(self, cfg: EvaluateConfig) -> list[str]:
         return ["predictions/<model>.jsonl", "metrics.json", "rouge.png", "section.md"]

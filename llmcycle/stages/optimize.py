@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmcycle.optimize import OptimizeConfig, OptimizeResult, run_optimize
+from llmcycle.optimize import OptimizeConfig, OptimizeResult, check_methods, run_optimize
 from llmcycle.stages.base import BaseStage, Glance, ModelHandoff, StageContext, register_stage
 
 FORMS = {"int8": "quantized", "bnb8": "quantized", "bnb4": "quantized"}
@@ -43,6 +43,7 @@ class Optimize(BaseStage):
         return ["baseline.json", *[f"{m}/" for m in cfg.methods], "optimize_result.json", "section.md"]
 
     def run(self, ctx: StageContext, cfg: OptimizeConfig, out: Path) -> str:
+        check_methods(cfg)  # bnb8 without a CUDA GPU: refused before the model loads
         train_data = ctx.all_splits() if "distil" in cfg.methods else None
         result = run_optimize(ctx.model, ctx.eval_rows(), cfg, out, train_data=train_data, progress=ctx.progress)
         return optimize_section(result, ctx.rel(out))

@@ -36,15 +36,17 @@ class Serve(BaseStage):
             s = json.loads((folder / "serve_smoke.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return Glance()
-        verdict = "passed" if s.get("passed") else "FAILED"
+        verdict = "passed" if s.get("passed") else "FAILED" + (f" ({'; '.join(s['problems'])})" if s.get("problems")
+                                                               else "")
         return Glance(lines=[f"Serving ({folder.name}): {verdict}: {s['ok']} of {s['requests']} requests answered, "
                              f"{s['throughput_rps']:.2f} requests/s, p50 {s['p50_ms']:.0f} ms."])
 
 
 def smoke_section(result: SmokeResult, model: str) -> str:
     """Markdown for the run report."""
-    verdict = "passed" if result.passed else "**FAILED**"
-    rows = [("requests (greedy completions)", f"{result.ok} ok of {result.requests}, {result.failed} failed"),
+    verdict = "passed" if result.passed else f"**FAILED** ({'; '.join(result.problems)})"
+    rows = [("requests (greedy completions)", f"{result.ok} ok of {result.requests}, {result.failed} failed, "
+             f"{result.empty_outputs} empty"),
             ("same text as offline one-at-a-time generation", f"{result.matches_offline} of {result.requests} (a "
              "batch's padding can flip near-tied greedy choices)"),
             ("throughput", f"{result.throughput_rps:.2f} requests/s"),

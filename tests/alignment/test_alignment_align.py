@@ -8,7 +8,7 @@ import pytest
 
 import llmcycle.alignment.ppo as ppo_module
 from llmcycle.alignment.align import AlignConfig, run_align
-from llmcycle.stages.align import align_section
+from llmcycle.stages.align import STAGE, align_section
 from llmcycle.core.errors import ConfigError
 
 CFG = {"seeds": [0, 1], "n_prompts": 8,
@@ -138,6 +138,10 @@ def test_align_with_dpo_on_a_pairs_file(tmp_path):
     assert seed["after"]["kl_to_reference"] > 0  # the policy moved away from where it started
     section = align_section(result, tmp_path, ".")
     assert "## Alignment (DPO)" in section and "2 DPO steps" in section
+    # DPO has no KL of its own (kl_final None): the report's glance row leaves it out instead of failing on it
+    assert seed["kl_final"] is None
+    rows = STAGE.glance(tmp_path, AlignConfig.from_dict(cfg)).models
+    assert [r[0] for r in rows] == ["before alignment", "aligned (dpo, seed 0)"]
     with pytest.raises(ConfigError, match="pairs"):
         AlignConfig.from_dict({"method": "dpo"}, where="align")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 
 import pytest
 import torch
@@ -467,8 +468,11 @@ def test_monitor_stops_a_degrading_run_and_kl_stop_ends_early(fresh, tmp_path):
     assert "policy_loss" in result.log[0] and "policy_loss" not in result.log[1]  # no update on step 2
 
 
-def test_monitor_rollback_ends_on_the_policy_of_the_last_check_that_passed(fresh, tmp_path):
-    """KL grows as the policy trains: a bound between the KLs of checks 2 and 4 rolls step 4 back to step 2."""
+def test_monitor_rollback_ends_on_the_policy_of_the_last_check_that_passed(fresh, tmp_path, caplog):
+    """KL grows as the policy trains: a bound between the KLs of checks 2 and 4 rolls step 4 back to step 2. The
+    warning says what it rolled back to: the last check that passed, or the start when none did (issue 25: it said
+    "the last check that passed" of a start whose own check had failed)."""
+    caplog.set_level(logging.WARNING, logger="llmcycle")
     cfg = ppo_cfg("tiny-t5", steps=4, batch_size=8, mini_batch_size=8, ppo_epochs=1, learning_rate=1e-3,
                   save_every=2, keep_checkpoints=None, monitor={"every": 2, "n_samples": 4, "min_distinct2": 0.0})
     refs = ["item number one", "an item", "item two", "three items"]
@@ -483,6 +487,7 @@ def test_monitor_rollback_ends_on_the_policy_of_the_last_check_that_passed(fresh
                        eval_prompts=PROMPTS[:4], eval_references=refs)
     assert result.stopped == "monitor" and result.steps == 4 and result.rolled_back_to == 2
     assert result.log[-1]["rolled_back_to"] == 2 and "KL" in result.monitor[2]["warnings"][0]
+    assert "monitor, step 4: rolled the policy back to step 2, the last check that passed" in caplog.messages
     at_step2 = torch.load(tmp_path / "free" / "checkpoints" / "step-2" / "policy.pt", weights_only=True)
     at_step4 = torch.load(tmp_path / "free" / "checkpoints" / "step-4" / "policy.pt", weights_only=True)
     final = result.trainer.trainable_state()
@@ -498,6 +503,10 @@ def test_monitor_rollback_ends_on_the_policy_of_the_last_check_that_passed(fresh
                        tmp_path / "zero", eval_prompts=PROMPTS[:4], eval_references=refs)
     assert result.rolled_back_to == 0 and result.steps == 2
     assert all(torch.equal(p, before[n]) for n, p in start.model.named_parameters())
+    assert result.monitor[0]["warnings"]  # the start's own check failed too
+    said = caplog.messages[-1]
+    assert said.startswith("monitor, step 2: rolled the policy back to step 0, the start of the run (no check "
+                           "passed; the start's own check warned too: ") and "last check that passed" not in said
 
 
 def test_value_warmup_trains_only_the_value_head_at_its_own_rate(fresh, tmp_path):

@@ -153,3 +153,35 @@ def test_hub_id_offline_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_input_names_the_argument(call, match: str) -> None:
     with pytest.raises(LLMCycleError, match=match):
         call()
+
+
+def test_the_toxic_label_is_chosen_on_the_command_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    """``llmcycle evaluate --toxicity-scorer DIR --toxicity-label NAME`` scores by that class (issue 25: a classifier's
+    label could be chosen only from Python); ``align --toxicity-label`` reaches the same scorer argument."""
+    import json
+
+    from tests.cli_helpers import run_cli
+
+    model, tok = tiny_classifier({0: "toxic", 1: "clean"})  # logits [2, 0] whatever the text
+    model.save_pretrained(tmp_path / "clf")
+    tok.save_pretrained(tmp_path / "clf")
+    monkeypatch.chdir(tmp_path)
+    means = {}
+    for label in ("toxic", "clean"):
+        code, _, err = run_cli(monkeypatch, capsys, "evaluate", "builtin:tiny-t5", "--n", "2", "--metric", "toxicity",
+                               "--max-new-tokens", "2", "--toxicity-scorer", "clf", "--toxicity-label", label,
+                               "--run-dir", f"run-{label}")
+        assert code == 0, err
+        metrics = json.loads(next((tmp_path / f"run-{label}").glob("*-evaluate/metrics.json")).read_text())
+        means[label] = metrics["models"]["builtin:tiny-t5"]["toxicity"]
+    assert means == pytest.approx({"toxic": P_FIRST, "clean": 1 - P_FIRST}, abs=1e-5)
+    code, _, err = run_cli(monkeypatch, capsys, "evaluate", "builtin:tiny-t5", "--n", "2", "--metric", "toxicity",
+                           "--toxicity-scorer", "clf", "--toxicity-label", "hate")
+    assert code == 1 and "'hate' is not a label" in err and "'toxic', 'clean'" in err
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
+
+    from llmcycle.cli.onestage import one_stage_recipe
+
+    cfg = one_stage_recipe("align", "builtin:tiny-t5", {}, {"evaluation": {"scorer": "clf", "scorer_label": "clean"}},
+                           []).stage_configs()[0][1]
+    assert cfg.evaluation.eval_kwargs()["scorer_label"] == "clean"

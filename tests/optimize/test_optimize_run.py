@@ -135,6 +135,39 @@ def test_merge_gives_the_same_outputs_as_the_adapter(tmp_path):
     assert generate(plain, prompts) != generate(merged, prompts)  # the adapter did change the model
 
 
+def test_an_adapter_trained_on_an_adapter_merges_and_quantises(tmp_path):
+    """align (LoRA) then tune (LoRA) then optimize: the second adapter names the first as its base; loading it
+    merges the first below it, and optimize's merge and int8 work on the stack (once a traceback: "property
+    'peft_config' ... has no deleter")."""
+    from peft import LoraConfig, get_peft_model
+
+    from llmcycle.generation import generate
+    from llmcycle.models import load_model
+    from llmcycle.models.adapters import merge_adapter, save_adapter
+    from llmcycle.tuning.methods import base_source
+
+    lora = {"r": 4, "target_modules": ["q", "v"], "init_lora_weights": False}
+    aligned = load_model("builtin:tiny-t5")
+    torch.manual_seed(0)
+    aligned.model = get_peft_model(aligned.model, LoraConfig(**lora))
+    save_adapter(aligned, tmp_path / "aligned")
+    tuned = merge_adapter(load_model(str(tmp_path / "aligned")))  # what tune does with an adapter it receives
+    tuned.origin = str(tmp_path / "aligned")
+    tuned.model = get_peft_model(tuned.model, LoraConfig(**lora))
+    save_adapter(tuned, tmp_path / "tuned", base_source=base_source(tuned))
+    config = json.loads((tmp_path / "tuned" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tmp_path / "aligned")
+
+    stacked = load_model(str(tmp_path / "tuned"))
+    cfg = {"methods": ["merge", "int8"], "measure": {"n": 2, "latency_n": 0, "generation": {"max_new_tokens": 6}}}
+    result = run_optimize(stacked, make_rows(2), cfg, tmp_path / "opt")
+    assert set(result.variants) == {"merge", "int8"} and not result.skipped
+    assert result.variants["merge"].details["max_abs_logit_diff"] < 1e-4
+    merged = load_model(str(tmp_path / "opt" / "merge" / "model"))
+    prompts = [r["input"] for r in make_rows(2)]
+    assert generate(merged, prompts, batch_size=1) == generate(stacked, prompts, batch_size=1)
+
+
 def test_merge_without_an_adapter_is_skipped_and_distil_without_data_is_a_clear_error(tmp_path, load_builtin):
     loaded = load_builtin("tiny-t5")
     result = run_optimize(loaded, make_rows(2), {"methods": ["merge", "int8"], "measure": {"n": 2, "latency_n": 0}},

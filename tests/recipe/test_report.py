@@ -42,3 +42,20 @@ def test_table_cells_are_text_never_html(tmp_path):
     md = md_table(["model", "output"], [["a", "<script>alert(1)</script> <pad> ok"]])
     page = render_html(md, tmp_path)
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &lt;pad&gt; ok" in page
+
+
+def test_the_report_header_says_whether_the_weights_were_trained(tmp_path):
+    """A builtin of random weights (tiny-t5) or ``weights: random`` is "random (untrained)" in the header, never
+    "pretrained"; the pretrained builtin (minilm-seq2seq) is "pretrained"."""
+    from llmcycle.recipe.recipe import Recipe
+    from llmcycle.recipe.runner import run_recipe
+
+    def header(model: dict) -> str:
+        recipe = Recipe.from_dict({"name": "h", "runs_dir": str(tmp_path / "runs"), "model": model,
+                                   "stages": [{"estimate": {"batch_size": 1, "input_tokens": 8, "output_tokens": 8}}]})
+        report = (run_recipe(recipe).path / "report.md").read_text()
+        return next(line for line in report.splitlines() if line.startswith("- model: "))
+
+    assert header({"source": "builtin:tiny-t5"}) == "- model: `builtin:tiny-t5` (weights: random (untrained), dtype: fp32)"
+    assert "(weights: pretrained," in header({"source": "builtin:minilm-seq2seq"})
+    assert "(weights: random (untrained)," in header({"source": "builtin:minilm-seq2seq", "weights": "random"})

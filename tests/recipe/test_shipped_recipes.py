@@ -95,4 +95,7 @@ def test_every_shipped_recipe_runs_end_to_end_at_tiny_scale(name, tmp_path):
     assert "missing image" not in html
     if "serve" in original:
         smoke = json.loads(next(run.path.glob("*-serve/serve_smoke.json")).read_text())
-        assert smoke["passed"]
+        assert smoke["ok"] == smoke["requests"] and all(400 <= c < 500 for c in smoke["bad_requests"].values())
+        # a tiny random model (int8 at that) may write only [PAD]: then the smoke test fails saying so, as it must
+        nothing = ["all 2 completions came back empty", "the streamed chat completion sent no text"]
+        assert smoke["passed"] or smoke["problems"] == nothing, smoke["problems"]

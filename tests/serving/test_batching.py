@@ -142,6 +142,27 @@ def test_full_queue_and_closed_scheduler_answer_503():
     assert (closed.status, closed.code) == (503, "shutting_down")
 
 
+def test_a_request_is_queued_whole_or_not_at_all():
+    """``enqueue_all`` (one request's prompts): when they do not all fit, none is queued (503, nothing left to run
+    for a client that got an error); when they fit, all are."""
+    async def main():
+        rec = Recorder()
+        scheduler = Scheduler(rec, max_batch_size=8, max_queue=3)
+        scheduler.start()
+        first = scheduler.enqueue(job("a"))
+        with pytest.raises(APIError) as busy:
+            scheduler.enqueue_all([job("b"), job("c"), job("d")])
+        waiting = scheduler.outstanding
+        rest = scheduler.enqueue_all([job("e"), job("f")])
+        await asyncio.gather(first, *rest)
+        await scheduler.close()
+        return busy.value, waiting, [p for _, prompts in rec.calls for p in prompts]
+
+    busy, waiting, ran = asyncio.run(main())
+    assert (busy.status, busy.code) == (503, "server_busy") and "room for 2 more, this request has 3" in busy.message
+    assert waiting == 1 and sorted(ran) == ["a", "e", "f"]  # b, c and d were never queued
+
+
 def test_close_finishes_queued_jobs():
     async def main():
         rec = Recorder()

@@ -180,7 +180,10 @@ def test_optimize_hands_on_the_variant_it_names_and_serve_receives_it(tmp_path):
     report = run.file("report.md").read_text()
     assert "int8 (quantised weights, from 01-optimize)" in report  # the serve section names what it served
     assert "| merge |" in report and "skipped: the model has no LoRA adapter" in report
-    assert json.loads(run.file("02-serve", "serve_smoke.json").read_text())["passed"]
+    smoke = json.loads(run.file("02-serve", "serve_smoke.json").read_text())
+    assert smoke["ok"] == 2 and smoke["failed"] == 0  # the int8 variant was served and answered
+    # untrained tiny-t5 in int8 writes only [PAD] here: the smoke test says so instead of passing on nothing
+    assert smoke["passed"] == (smoke["empty_outputs"] < smoke["ok"] and smoke["stream_chunks"] > 0)
 
 
 def test_recipe_checked_whole_before_any_work_at_any_depth(tmp_path):
