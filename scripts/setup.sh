@@ -58,6 +58,31 @@ ensure_browser() {
 }
 ensure_browser || true
 
+# bubblewrap (bwrap) for the sandbox that runs model-written Python (llmcycle pal / agent), best effort like the
+# browser: when bwrap is missing and we are root with apt-get, install Debian's bubblewrap (a few hundred kB).
+# Without it those commands refuse to run generated code (unless --unsafe-no-sandbox) and the sandbox tests skip.
+# A failure is remembered in $VENV/.llmcycle-no-bwrap (delete it to try again); LLMCYCLE_NO_BWRAP=1 skips this.
+ensure_bubblewrap() {
+  local marker="$VENV/.llmcycle-no-bwrap"
+  [ "${LLMCYCLE_NO_BWRAP:-0}" = 1 ] && return 0
+  command -v bwrap >/dev/null 2>&1 && return 0
+  [ -f "$marker" ] && return 0
+  local why="not root or no apt-get"
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "[setup] installing Debian's bubblewrap for the code sandbox (LLMCYCLE_NO_BWRAP=1 skips this)"
+    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -qq -o Acquire::Retries=1 -o Acquire::http::Timeout=20)
+    if "${apt[@]}" install -y --no-install-recommends bubblewrap >/dev/null 2>&1 \
+        || { "${apt[@]}" update >/dev/null 2>&1 \
+             && "${apt[@]}" install -y --no-install-recommends bubblewrap >/dev/null 2>&1; }; then
+      command -v bwrap >/dev/null 2>&1 && return 0
+    fi
+    why="apt-get install bubblewrap failed"
+  fi
+  echo "$why" > "$marker" 2>/dev/null || true
+  echo "[setup] no bubblewrap ($why): llmcycle pal/agent need --unsafe-no-sandbox, and the sandbox tests will skip"
+}
+ensure_bubblewrap || true
+
 # The stamp records what was installed; when it matches, set-up is a no-op.
 want="torch=$TORCH_VERSION index=$TORCH_INDEX extras=$EXTRAS pyproject=$(cksum < pyproject.toml)"
 stamp="$VENV/.llmcycle-setup"

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from llmcycle.cli import benchmark, estimate, generate, recipes, serve, stage_commands, tools
+from llmcycle.cli import apps, benchmark, estimate, generate, recipes, serve, stage_commands, tools
 from llmcycle.cli.errors import run_main
 
 COMMANDS: dict[str, Callable[..., Any]] = {
@@ -35,6 +35,10 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "align": stage_commands.align_cmd,
     "optimize": stage_commands.optimize_cmd,
     "serve": serve.serve_cmd,
+    "rag": apps.rag_cmd,
+    "pal": apps.pal_cmd,
+    "agent": apps.agent_cmd,
+    "cot": apps.cot_cmd,
     "stage": stage_commands.stage_cmd,
     "reference": recipes.reference_cmd,
 }

@@ -6,6 +6,7 @@ The real quickstart (builtin:minilm-seq2seq at full quickstart scale) runs in CI
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,11 @@ from llmcycle.recipe.runner import run_recipe
 RECIPES = Path(__file__).resolve().parents[2] / "llmcycle" / "recipes"
 SAME_KIND = {"seq2seq": "builtin:tiny-t5", "causal": "builtin:tiny-llama"}
 HUB_KIND = {"google/flan-t5-base": "seq2seq", "Qwen/Qwen2.5-0.5B-Instruct": "causal",
-            "builtin:minilm-seq2seq": "seq2seq"}
+            "Qwen/Qwen2.5-1.5B-Instruct": "causal", "builtin:minilm-seq2seq": "seq2seq"}
+
+# bubblewrap where the machine has it (scripts/setup.sh installs it); elsewhere the tiny model's programs (noise that
+# never gets past Python's parser) run as a plain child process with the sandbox's limits
+SANDBOX = {"unsafe_no_sandbox": shutil.which("bwrap") is None}
 
 SMALL: dict[str, dict[str, Any]] = {
     "estimate": {"batch_size": 2, "input_tokens": 64, "output_tokens": 16},
@@ -32,6 +37,14 @@ SMALL: dict[str, dict[str, Any]] = {
               "ppo": {"steps": 1, "batch_size": 4, "mini_batch_size": 2}},
     "optimize": {"measure": {"n": 2, "latency_n": 0, "batch_size": 2}},
     "serve": {"requests": 2, "clients": 2},
+    # the apps stages: no chat template on the tiny builtins, the recipe's own data as a small corpus
+    "rag": {"chat": False, "corpus": {"data": "recipe"}, "queries": "references", "n_queries": 2,
+            "index": {"chunk_tokens": 64, "chunk_overlap": 16}, "generation": {"max_new_tokens": 4}},
+    "cot": {"chat": False, "n": 2, "samples": 2, "generation": {"max_new_tokens": 4},
+            "sampling": {"max_new_tokens": 4}},
+    "pal": {"chat": False, "n": 2, "shots": 1, "generation": {"max_new_tokens": 8}, "sandbox": SANDBOX},
+    "agent": {"chat": False, "n": 1, "max_steps": 2, "corpus": {"data": "recipe"}, "sandbox": SANDBOX,
+              "index": {"chunk_tokens": 64, "chunk_overlap": 16}, "generation": {"max_new_tokens": 8}},
 }
 
 

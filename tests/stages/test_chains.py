@@ -7,11 +7,16 @@ the recipe's weights, full and selective fine-tuned weights, LoRA adapters (also
 DPO aligned models (weights and LoRA), pruned and merged variants. Two hand-offs only some stages can start from
 (an int8 model, a prompt-tuning adapter: nothing can be trained on them) end the chain, each followed by every
 stage kind that can read it; a separate test proves the planner refuses the impossible chains before any work.
+
+The application stages (rag, cot, pal, agent: any stage kind beyond the model lifecycle's) read a model and hand it
+on unchanged, so the circuit runs over the lifecycle's kinds, and each application stage reads every form of model
+instead: the recipe's weights (first), a LoRA adapter, an int8 model and a prompt-tuning adapter (in the tails).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,11 +25,13 @@ from llmcycle.core.errors import ConfigError
 from llmcycle.recipe.plan import plan_recipe
 from llmcycle.recipe.recipe import Recipe
 from llmcycle.recipe.runner import run_recipe
-from llmcycle.stages import stage_kinds
+from llmcycle.stages import LIFECYCLE, stage_kinds
 
-KINDS = stage_kinds()
+ALL_KINDS = stage_kinds()
+KINDS = [k for k in ALL_KINDS if k in LIFECYCLE]  # the circuit's: stages of the model lifecycle
+APPS = [k for k in ALL_KINDS if k not in LIFECYCLE]  # applications on a model: read it, hand it on unchanged
 TRAINS = {"tune", "align", "optimize"}  # stages that need weights they can change (not int8, not a prompt)
-READERS = [k for k in KINDS if k not in TRAINS]  # stages that can read any model
+READERS = [k for k in ALL_KINDS if k not in TRAINS]  # stages that can read any model
 
 
 def eulerian_circuit(kinds: list[str]) -> list[str]:
@@ -75,6 +82,17 @@ def stage_settings(kind: str, i: int, pairs: Path) -> dict:
         hand_on = ["merge", "prune", None][i % 3]
         return {"methods": ["merge", "int8", "prune"], "hand_on": hand_on,
                 "measure": {"n": 2, "latency_n": 0, "batch_size": 2, "generation": gen}}
+    if kind == "rag":
+        return {"corpus": {"data": "recipe"}, "queries": "references", "n_queries": 1, "k": 1,
+                "index": {"chunk_tokens": 32, "chunk_overlap": 8}, "generation": gen}
+    if kind == "cot":
+        return {"n": 1, "samples": 1, "shots": 1, "generation": gen, "sampling": gen}
+    if kind == "pal":
+        return {"n": 1, "shots": 0, "generation": gen,
+                "sandbox": {"unsafe_no_sandbox": shutil.which("bwrap") is None}}
+    if kind == "agent":
+        return {"n": 1, "tasks": ["builtin:arithmetic"], "tools": ["calculator"], "max_steps": 1, "examples": None,
+                "generation": gen}
     raise AssertionError(kind)
 
 
@@ -83,8 +101,11 @@ def chain_recipe(tmp_path: Path, model: str, order: list[str]) -> Recipe:
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"prompt": f"#Person1#: hello {i}.", "chosen": "they greet.",
                                          "rejected": "they greet, what an idiot."}) + "\n" for i in range(4)))
-    stages = [{k: stage_settings(k, i, pairs)} for i, k in enumerate(order)]
+    stages = [{k: stage_settings(k, i, pairs)} for i, k in enumerate(APPS)]  # the recipe's weights
+    stages += [{k: stage_settings(k, i, pairs)} for i, k in enumerate(order)]  # i: the circuit's own positions
     gen = {"max_new_tokens": 3}
+    stages.append({"tune": {"method": "lora", **stage_settings("tune", 0, pairs)}})  # a LoRA adapter
+    stages += [{k: stage_settings(k, len(stages) + j, pairs)} for j, k in enumerate(APPS)]
     stages.append({"optimize": {"methods": ["int8"], "hand_on": "int8",
                                 "measure": {"n": 2, "latency_n": 0, "batch_size": 2, "generation": gen}}})
     stages += [{k: stage_settings(k, len(stages) + j, pairs)} for j, k in enumerate(READERS)]
@@ -108,7 +129,7 @@ def test_every_ordered_pair_of_stage_kinds_runs_on_a_tiny_model(tmp_path):
     recipe = chain_recipe(tmp_path, "builtin:tiny-t5", order)
     steps = plan_recipe(recipe, tmp_path / "plan")
     kinds = [s.kind for s in steps]
-    assert {(a, b) for a, b in zip(kinds, kinds[1:])} == {(a, b) for a in KINDS for b in KINDS}
+    assert {(a, b) for a, b in zip(kinds, kinds[1:])} >= {(a, b) for a in KINDS for b in KINDS}
     received = {(s.kind, s.incoming.form, s.incoming.adapter_type) for s in steps}
     for kind in READERS:  # every reading stage received every form of model
         for form in (("weights", None), ("adapter", "lora"), ("adapter", "prompt_tuning"), ("quantized", None)):
@@ -118,7 +139,8 @@ def test_every_ordered_pair_of_stage_kinds_runs_on_a_tiny_model(tmp_path):
 
     run = run_recipe(recipe)
     steps = plan_recipe(recipe, run.path)  # the plan the run followed, with its folders
-    done = sorted(p.name.removesuffix(".done.json") for p in (run.path / "stages").glob("*.done.json"))
+    done = sorted((p.name.removesuffix(".done.json") for p in (run.path / "stages").glob("*.done.json")),
+                  key=lambda name: int(name.split("-", 1)[0]))  # 9-x before 10-x before 100-x
     assert done == [s.name for s in steps]  # every stage ran, in order, and finished
     report = (run.path / "report.md").read_text()
     assert "(not run)" not in report
