@@ -18,6 +18,7 @@ import typer
 
 from llmcycle.cli import apps, benchmark, estimate, generate, recipes, serve, stage_commands, tools
 from llmcycle.cli.errors import run_main
+from llmcycle.cli import ui
 
 COMMANDS: dict[str, Callable[..., Any]] = {
     "run": recipes.run_cmd,
@@ -41,6 +42,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "cot": apps.cot_cmd,
     "stage": stage_commands.stage_cmd,
     "reference": recipes.reference_cmd,
+    "ui": ui.ui_cmd,
 }
 """Every top-level command, in the order the lifecycle uses them (``llmcycle --help`` lists them so)."""
 
