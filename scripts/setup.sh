@@ -30,58 +30,43 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 
-# A headless browser for tests/lifecycle/test_report_screenshot.py, best effort: when no Chromium/Chrome is on
-# PATH and we are root with apt-get, install Debian's chromium (about 200 MB of packages on a bare image). A
-# failure never fails the set-up; it is remembered in $VENV/.llmcycle-no-browser so later runs stay quick
-# (delete that file to try again). With a browser already there this costs one `command -v`.
-ensure_browser() {
-  local b marker="$VENV/.llmcycle-no-browser"
-  [ "${LLMCYCLE_NO_BROWSER:-0}" = 1 ] && return 0
-  for b in ${LLMCYCLE_CHROMIUM:-} chromium chromium-browser google-chrome google-chrome-stable chrome; do
-    command -v "$b" >/dev/null 2>&1 && return 0
-  done
+# Debian packages some tests use, best effort: when the program is missing and we are root with apt-get, install
+# the package (the package lists may be missing on slim images or stale: update and try again when the first try
+# fails). A failure never fails the set-up; it is remembered in a marker file in $VENV so later runs stay quick
+# (delete it to try again); the tests that need the program then skip. With the program there this costs one
+# `command -v`.
+#   apt_install PACKAGE MARKER WHAT PROGRAM...   (installed: any PROGRAM on PATH afterwards)
+apt_install() {
+  local package=$1 marker="$VENV/$2" what=$3 b
+  shift 3
+  for b in "$@"; do command -v "$b" >/dev/null 2>&1 && return 0; done
   [ -f "$marker" ] && return 0
   local why="not root or no apt-get"
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "[setup] installing Debian's chromium for the report screenshot test (LLMCYCLE_NO_BROWSER=1 skips this)"
+    echo "[setup] installing Debian's $package for $what"
     local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -qq -o Acquire::Retries=1 -o Acquire::http::Timeout=20)
-    # the package lists may be missing (slim images) or stale: update and try again when the first try fails
-    if "${apt[@]}" install -y --no-install-recommends chromium >/dev/null 2>&1 \
+    if "${apt[@]}" install -y --no-install-recommends "$package" >/dev/null 2>&1 \
         || { "${apt[@]}" update >/dev/null 2>&1 \
-             && "${apt[@]}" install -y --no-install-recommends chromium >/dev/null 2>&1; }; then
-      command -v chromium >/dev/null 2>&1 && return 0
+             && "${apt[@]}" install -y --no-install-recommends "$package" >/dev/null 2>&1; }; then
+      for b in "$@"; do command -v "$b" >/dev/null 2>&1 && return 0; done
     fi
-    why="apt-get install chromium failed"
+    why="apt-get install $package failed"
   fi
   echo "$why" > "$marker" 2>/dev/null || true
-  echo "[setup] no chromium ($why): the report screenshot test will skip"
+  echo "[setup] no $package ($why): $what will skip"
 }
-ensure_browser || true
 
-# bubblewrap (bwrap) for the sandbox that runs model-written Python (llmcycle pal / agent), best effort like the
-# browser: when bwrap is missing and we are root with apt-get, install Debian's bubblewrap (a few hundred kB).
-# Without it those commands refuse to run generated code (unless --unsafe-no-sandbox) and the sandbox tests skip.
-# A failure is remembered in $VENV/.llmcycle-no-bwrap (delete it to try again); LLMCYCLE_NO_BWRAP=1 skips this.
-ensure_bubblewrap() {
-  local marker="$VENV/.llmcycle-no-bwrap"
-  [ "${LLMCYCLE_NO_BWRAP:-0}" = 1 ] && return 0
-  command -v bwrap >/dev/null 2>&1 && return 0
-  [ -f "$marker" ] && return 0
-  local why="not root or no apt-get"
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "[setup] installing Debian's bubblewrap for the code sandbox (LLMCYCLE_NO_BWRAP=1 skips this)"
-    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -qq -o Acquire::Retries=1 -o Acquire::http::Timeout=20)
-    if "${apt[@]}" install -y --no-install-recommends bubblewrap >/dev/null 2>&1 \
-        || { "${apt[@]}" update >/dev/null 2>&1 \
-             && "${apt[@]}" install -y --no-install-recommends bubblewrap >/dev/null 2>&1; }; then
-      command -v bwrap >/dev/null 2>&1 && return 0
-    fi
-    why="apt-get install bubblewrap failed"
-  fi
-  echo "$why" > "$marker" 2>/dev/null || true
-  echo "[setup] no bubblewrap ($why): llmcycle pal/agent need --unsafe-no-sandbox, and the sandbox tests will skip"
-}
-ensure_bubblewrap || true
+# A headless browser (about 200 MB of packages on a bare image) for the report screenshot and web UI tests;
+# LLMCYCLE_NO_BROWSER=1 skips this, LLMCYCLE_CHROMIUM names another browser.
+if [ "${LLMCYCLE_NO_BROWSER:-0}" != 1 ]; then
+  apt_install chromium .llmcycle-no-browser "the report screenshot and web UI browser tests" ${LLMCYCLE_CHROMIUM:-} \
+    chromium chromium-browser google-chrome google-chrome-stable chrome || true
+fi
+# bubblewrap (a few hundred kB) for the sandbox that runs model-written Python (llmcycle pal / agent): without it
+# those commands refuse to run generated code (unless --unsafe-no-sandbox); LLMCYCLE_NO_BWRAP=1 skips this.
+if [ "${LLMCYCLE_NO_BWRAP:-0}" != 1 ]; then
+  apt_install bubblewrap .llmcycle-no-bwrap "the code sandbox tests" bwrap || true
+fi
 
 # The stamp records what was installed; when it matches, set-up is a no-op.
 want="torch=$TORCH_VERSION index=$TORCH_INDEX extras=$EXTRAS pyproject=$(cksum < pyproject.toml)"
