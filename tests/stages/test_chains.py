@@ -16,6 +16,7 @@ instead: the recipe's weights (first), a LoRA adapter, an int8 model and a promp
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -144,7 +145,13 @@ def test_every_ordered_pair_of_stage_kinds_runs_on_a_tiny_model(tmp_path):
     assert done == [s.name for s in steps]  # every stage ran, in order, and finished
     report = (run.path / "report.md").read_text()
     assert "(not run)" not in report
-    assert report.count("## Serving smoke test: passed") == kinds.count("serve")
+    verdicts = re.findall(r"^## Serving smoke test: (.*)$", report, flags=re.M)
+    assert len(verdicts) == kinds.count("serve")
+    for verdict in verdicts:  # served and answered; a tiny random model may write only [PAD], and the smoke test
+        if verdict != "passed":  # then fails saying so (and for no other reason)
+            problems = verdict.removeprefix("**FAILED** (").removesuffix(")").split("; ")
+            assert all(re.fullmatch(r"all \d+ completions came back empty|the streamed chat completion sent no text",
+                                    p) for p in problems), verdict
     # every hand-off that was planned exists where the plan said, and each stage received what the one before
     # handed on
     for before, after in zip(steps, steps[1:]):
