@@ -127,3 +127,35 @@ def test_estimate_compute_chinchilla(monkeypatch, capsys):
 def test_estimate_bad_input(monkeypatch, capsys, args, fragment):
     code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 1 and fragment in err
+
+
+def test_version_names_llmcycle_and_the_libraries_it_runs_on(monkeypatch, capsys):
+    from importlib.metadata import version
+
+    code, out, _ = run_cli(monkeypatch, capsys, "--version")
+    assert code == 0
+    line = out.strip()
+    assert line.startswith(f"llmcycle {version('llmcycle')} (python ")
+    for lib in ("torch", "transformers", "peft", "datasets", "accelerate"):
+        assert f"{lib} {version(lib)}" in line
+
+
+@pytest.mark.parametrize("flags, shown", [([], True), (["--log-level", "warning"], False), (["-q"], False),
+                                          (["--log-level", "INFO"], True)])
+def test_log_level_decides_which_log_lines_show(flags, shown):
+    """The builtin MiniLM logs what it made new at info level; --log-level warning (or -q) hides it."""
+    proc = subprocess.run([sys.executable, "-m", "llmcycle", *flags, "info", "builtin:minilm-seq2seq", "--trace", "hi"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert ("warm-started as encoder and decoder" in proc.stderr) == shown
+
+
+def test_shell_completion_completes_commands_and_options(monkeypatch):
+    env = {"_LLMCYCLE_COMPLETE": "complete_bash", "COMP_WORDS": "llmcycle tu", "COMP_CWORD": "1"}
+    proc = subprocess.run([sys.executable, "-m", "llmcycle"], env={**__import__("os").environ, **env},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["tune", "tune-compare"]
+    env.update(COMP_WORDS="llmcycle tune builtin:tiny-t5 --met", COMP_CWORD="3")
+    proc = subprocess.run([sys.executable, "-m", "llmcycle"], env={**__import__("os").environ, **env},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["--method"]

@@ -491,7 +491,7 @@ def train_dpo(loaded: Any, pairs: Any, cfg: DPOConfig | Mapping[str, Any] | None
     done, records = _load_checkpoint(last, model, opt, digest) if last else (0, [])
     if last:
         log.info("dpo: resuming from %s (step %d)", last, done)
-    print(f"dpo {cfg.method}: {prepared.summary()}; {n_steps} steps of {cfg.batch_size * cfg.grad_accum} pairs")
+    log.info(f"dpo {cfg.method}: {prepared.summary()}; {n_steps} steps of {cfg.batch_size * cfg.grad_accum} pairs")
     _run_steps(trainer, opt, params, done + 1, n_steps, records,
                lambda step: _save_checkpoint(out, step, model, opt, records, digest, cfg.keep_checkpoints))
     eval_after = preference_metrics(trainer, held, cfg.batch_size) if held else None

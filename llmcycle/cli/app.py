@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import sys
 from collections.abc import Callable
-from typing import Any
+from enum import Enum
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Optional
 
 import typer
 
@@ -53,16 +56,55 @@ ESTIMATE_COMMANDS: dict[str, Callable[..., Any]] = {
 
 _state = {"debug": False}
 
+VERSION_OF = ("torch", "transformers", "peft", "datasets", "accelerate")
+"""The libraries ``llmcycle --version`` names beside llmcycle: the ones a run's numbers depend on."""
+
+
+class LogLevel(str, Enum):
+    """``--log-level``: the lowest level of log lines shown on stderr."""
+
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+def version_line() -> str:
+    """``llmcycle 0.1.0 (python 3.11.7, torch 2.13.0+cpu, ...)``: read from the installed metadata, nothing imported."""
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    libs = ", ".join(f"{name} {of(name)}" for name in VERSION_OF)
+    return f"llmcycle {of('llmcycle')} (python {platform.python_version()}, {libs})"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(version_line())
+        raise typer.Exit()
+
 
 def _global(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks and library logs."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and results."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and results (--log-level warning)."),
+    log_level: Optional[LogLevel] = typer.Option(None, "--log-level", case_sensitive=False,
+                                                 help="Lowest level of log lines shown (default: info; debug with "
+                                                      "--debug, warning with --quiet)."),
+    _version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                  help="Print llmcycle's version and the versions of the libraries it runs on."),
 ) -> None:
     _state["debug"] = debug
-    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    if log_level is not None:
+        level = getattr(logging, log_level.value.upper())
+    else:
+        level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     logging.getLogger("llmcycle").setLevel(level)
-    if not debug:
+    if level > logging.DEBUG:  # libraries' own logs only at debug level
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         for noisy in ("transformers", "datasets", "huggingface_hub", "httpx", "urllib3", "filelock", "absl", "faiss",
@@ -74,7 +116,7 @@ def build_app() -> typer.Typer:
     """The typer app of ``COMMANDS`` (and ``estimate`` with ``ESTIMATE_COMMANDS``)."""
     app = typer.Typer(name="llmcycle", help="Take a language model through the generative-AI lifecycle: select, "
                       "prompt, evaluate, tune, align, optimise, serve. Every command works offline on builtin:* "
-                      "models.", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+                      "models.", no_args_is_help=True, pretty_exceptions_enable=False, add_completion=True)
     app.callback()(_global)
     for name, fn in COMMANDS.items():
         app.command(name)(fn)

@@ -276,7 +276,7 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
         loaded.model, loaded.source, loaded.notes = merged.model, merged.source, merged.notes
     prepared = apply_method(loaded, cfg)
     _check_same_run(out, cfg, resume)
-    print(f"{cfg.method}: {prepared.summary()}")
+    log.info(f"{cfg.method}: {prepared.summary()}")
     model = prepared.model
     args = _arguments(cfg, loaded.kind, out, eval_ds is not None, device)
     trainer_cls = trainer_cls or (Seq2SeqTrainer if loaded.kind == "seq2seq" else Trainer)
