@@ -227,6 +227,14 @@ def _probe(key: tuple) -> str | None:
     return None
 
 
+def sandbox_unavailable(config: SandboxConfig | None = None) -> str | None:
+    """Why bubblewrap cannot isolate a program on this machine (not installed, or it cannot create namespaces
+    here), or None when it can: what ``Sandbox`` refuses on without ``unsafe_no_sandbox``."""
+    if bwrap_path() is None:
+        return "bubblewrap (bwrap) is not on PATH"
+    return _probe(tuple(sorted((config or SandboxConfig()).model_dump().items())))
+
+
 class Sandbox:
     """``Sandbox(SandboxConfig()).run("print(6 * 7)")`` -> ``SandboxResult(status="ok", answer="42")``."""
 

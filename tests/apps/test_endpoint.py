@@ -18,7 +18,7 @@ from llmcycle.apps.cot import self_consistency
 from llmcycle.apps.llm import Completion, EndpointConfig, EndpointLLM
 from llmcycle.apps.pal import pal_answers
 from llmcycle.apps.react import ReActAgent
-from llmcycle.apps.sandbox import Sandbox, bwrap_path
+from llmcycle.apps.sandbox import Sandbox, sandbox_unavailable
 from llmcycle.apps.taskset import Task
 from llmcycle.apps.tools import ToolRegistry, calculator_tool
 from llmcycle.core.errors import ConfigError, LLMCycleError
@@ -217,7 +217,8 @@ def test_nonsense_is_fed_back_once_then_the_run_fails_cleanly(served_raw):
     assert traj.steps[0].observation.startswith("Invalid format") and traj.steps[1].error
 
 
-@pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
+@pytest.mark.skipif(sandbox_unavailable() is not None, reason=f"no working bubblewrap sandbox here "
+                    f"({sandbox_unavailable()}): apt-get install bubblewrap")
 def test_pal_program_from_the_server_runs_in_the_sandbox(served):
     result = pal_answers([Task("p", QUESTION, "42")], _endpoint(served), STEP, Sandbox(), shots=0)[0]
     assert result.program.replace(" ", "") == "print(17+25)"  # as the WordPiece tokenizer decodes it

@@ -21,10 +21,11 @@ from typing import Callable
 
 import pytest
 
-from llmcycle.apps.sandbox import NOBODY, Sandbox, SandboxConfig, SandboxResult, bwrap_path
+from llmcycle.apps.sandbox import NOBODY, Sandbox, SandboxConfig, SandboxResult, sandbox_unavailable
 
-pytestmark = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap (bwrap) is not installed: apt-get install "
-                                "bubblewrap (scripts/setup.sh installs it where it can)")
+pytestmark = pytest.mark.skipif(sandbox_unavailable() is not None, reason=f"no working bubblewrap sandbox here "
+                                f"({sandbox_unavailable()}): apt-get install bubblewrap (scripts/setup.sh "
+                                "installs it where it can)")
 
 SECRET = "llmcycle-test-secret-4f1c9"
 

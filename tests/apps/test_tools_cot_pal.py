@@ -9,14 +9,14 @@ import pytest
 
 from llmcycle.apps.cot import cot_prompts, extract_answer, majority_vote, self_consistency
 from llmcycle.apps.pal import extract_program, pal_answers
-from llmcycle.apps.sandbox import Sandbox, SandboxConfig, SandboxUnavailable, bwrap_path
+from llmcycle.apps.sandbox import Sandbox, SandboxConfig, SandboxUnavailable, sandbox_unavailable
 from llmcycle.apps.taskset import Task, load_tasks
 from llmcycle.apps.tools import Tool, ToolRegistry, calculate, calculator_tool, user_tool
 from llmcycle.core.errors import ConfigError, DataError
 from llmcycle.generation import GenerationSettings
 
-needs_bwrap = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap (bwrap) is not installed: apt-get install "
-                                 "bubblewrap")
+needs_bwrap = pytest.mark.skipif(sandbox_unavailable() is not None, reason=f"no working bubblewrap sandbox here "
+                                 f"({sandbox_unavailable()}): apt-get install bubblewrap")
 
 
 @pytest.mark.parametrize("expr, value", [("12 * (7 + 3) / 4", "30"), ("2^10", "1024"), ("1,200 + 5", "1205"),

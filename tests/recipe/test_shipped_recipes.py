@@ -6,12 +6,12 @@ The real quickstart (builtin:minilm-seq2seq at full quickstart scale) runs in CI
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from llmcycle.apps.sandbox import sandbox_unavailable
 from llmcycle.core.config import load_yaml
 from llmcycle.recipe.recipe import Recipe, builtin_recipes
 from llmcycle.recipe.runner import run_recipe
@@ -21,9 +21,9 @@ SAME_KIND = {"seq2seq": "builtin:tiny-t5", "causal": "builtin:tiny-llama"}
 HUB_KIND = {"google/flan-t5-base": "seq2seq", "Qwen/Qwen2.5-0.5B-Instruct": "causal",
             "Qwen/Qwen2.5-1.5B-Instruct": "causal", "builtin:minilm-seq2seq": "seq2seq"}
 
-# bubblewrap where the machine has it (scripts/setup.sh installs it); elsewhere the tiny model's programs (noise that
+# the bubblewrap sandbox where it works here (scripts/setup.sh installs it); elsewhere the tiny model's programs (noise that
 # never gets past Python's parser) run as a plain child process with the sandbox's limits
-SANDBOX = {"unsafe_no_sandbox": shutil.which("bwrap") is None}
+SANDBOX = {"unsafe_no_sandbox": sandbox_unavailable() is not None}
 
 SMALL: dict[str, dict[str, Any]] = {
     "estimate": {"batch_size": 2, "input_tokens": 64, "output_tokens": 16},

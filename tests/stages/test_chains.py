@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
+from llmcycle.apps.sandbox import sandbox_unavailable
 from llmcycle.core.errors import ConfigError
 from llmcycle.recipe.plan import plan_recipe
 from llmcycle.recipe.recipe import Recipe
@@ -90,7 +90,7 @@ def stage_settings(kind: str, i: int, pairs: Path) -> dict:
         return {"n": 1, "samples": 1, "shots": 1, "generation": gen, "sampling": gen}
     if kind == "pal":
         return {"n": 1, "shots": 0, "generation": gen,
-                "sandbox": {"unsafe_no_sandbox": shutil.which("bwrap") is None}}
+                "sandbox": {"unsafe_no_sandbox": sandbox_unavailable() is not None}}
     if kind == "agent":
         return {"n": 1, "tasks": ["builtin:arithmetic"], "tools": ["calculator"], "max_steps": 1, "examples": None,
                 "generation": gen}
