@@ -66,6 +66,7 @@ from llmcycle.core.checkpoint import check_same_run, last_checkpoint, write_chec
 from llmcycle.core.config import StageConfig
 from llmcycle.core.errors import ConfigError, DataError, LLMCycleError
 from llmcycle.core.files import atomic_write_json
+from llmcycle.core.tracking import ReportTo, Tracking, report_to_field
 from llmcycle.generation.engine import _ensure_pad_token
 from llmcycle.models.adapters import is_peft
 from llmcycle.models.builtins import quiet_transformers
@@ -119,6 +120,7 @@ class DPOConfig(StageConfig):
     keep_checkpoints: int | None = Field(2, gt=0, description="Newest checkpoints kept; None keeps all.")
     log_every: int = Field(10, gt=0, description="Log the step metrics every this many steps (every step is "
                            "recorded in dpo_log.json).")
+    report_to: ReportTo = report_to_field()
 
     @field_validator("label_smoothing")
     @classmethod
@@ -351,7 +353,7 @@ def _check_same_run(out: Path, cfg: DPOConfig, resume: bool, write: bool = False
     anything is written; then with ``write=True``, which drops old checkpoints unless resuming and records
     the config."""
     check_same_run(out, CONFIG_FILE, cfg.model_dump(mode="json"), DPOConfig().model_dump(mode="json"),
-                   resume=resume, what="DPO run", write=write)
+                   ignore={"report_to"}, resume=resume, what="DPO run", write=write)
 
 
 def _trainable_state(model: Any) -> dict[str, Any]:
@@ -407,8 +409,9 @@ def preference_metrics(trainer: DPOScorer, pairs: Sequence[PreferencePair], batc
 
 
 def _run_steps(trainer: DPOScorer, opt: Any, params: list[Any], first: int, n_steps: int, records: list[dict],
-               save: Any) -> None:
-    """Optimizer steps ``first..n_steps``; appends one record per step and checkpoints through ``save``."""
+               save: Any, tracking: Tracking | None = None) -> None:
+    """Optimizer steps ``first..n_steps``; appends one record per step (sent to ``tracking`` too) and checkpoints
+    through ``save``."""
     import torch
 
     cfg, n = trainer.cfg, len(trainer.chosen)
@@ -428,6 +431,8 @@ def _run_steps(trainer: DPOScorer, opt: Any, params: list[Any], first: int, n_st
         opt.step()
         rec = {"step": step} | {k: v / len(idx) for k, v in totals.items()} | {"lr": lr, "grad_norm": float(norm)}
         records.append(rec)
+        if tracking is not None:
+            tracking.log(rec, step)
         if step % cfg.log_every == 0 or step == n_steps:
             log.info("dpo: step %d/%d loss %.4f margin %.4f reward acc %.3f", step, n_steps, rec["loss"],
                      rec["margin"], rec["accuracy"])
@@ -492,8 +497,10 @@ def train_dpo(loaded: Any, pairs: Any, cfg: DPOConfig | Mapping[str, Any] | None
     if last:
         log.info("dpo: resuming from %s (step %d)", last, done)
     log.info(f"dpo {cfg.method}: {prepared.summary()}; {n_steps} steps of {cfg.batch_size * cfg.grad_accum} pairs")
-    _run_steps(trainer, opt, params, done + 1, n_steps, records,
-               lambda step: _save_checkpoint(out, step, model, opt, records, digest, cfg.keep_checkpoints))
+    with Tracking(cfg.report_to, out / "tracking", "dpo", cfg.model_dump(mode="json")) as tracking:
+        _run_steps(trainer, opt, params, done + 1, n_steps, records,
+                   lambda step: _save_checkpoint(out, step, model, opt, records, digest, cfg.keep_checkpoints),
+                   tracking)
     eval_after = preference_metrics(trainer, held, cfg.batch_size) if held else None
     loaded.model = model
     with warnings.catch_warnings(), quiet_transformers():  # no progress bar; peft looks for a hub config of a

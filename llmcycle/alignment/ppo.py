@@ -85,6 +85,7 @@ from llmcycle.alignment.ppo_ops import (
 from llmcycle.core.checkpoint import check_same_run, last_checkpoint
 from llmcycle.core.errors import ConfigError, LLMCycleError
 from llmcycle.core.files import atomic_write_json
+from llmcycle.core.tracking import Tracking
 from llmcycle.generation.engine import eos_token_ids, generate_detailed, input_limit
 from llmcycle.models.adapters import is_peft
 from llmcycle.models.tokenizer import decode_text
@@ -571,6 +572,7 @@ def train_ppo(loaded: Any, prompts: Sequence[str], reward_fn: RewardFn, cfg: PPO
         if rollback:  # the start is always a state to fall back on
             _save_good(last_good, trainer, 0)
     t_loop, first = time.perf_counter(), done
+    tracking = Tracking(cfg.report_to, out / "tracking", "ppo", cfg.model_dump(mode="json"))
     for step in range(done + 1, cfg.steps + 1):
         if stopped:
             break
@@ -591,6 +593,7 @@ def train_ppo(loaded: Any, prompts: Sequence[str], reward_fn: RewardFn, cfg: PPO
                 _save_good(last_good, trainer, step)
         records.append(record)
         done = step
+        tracking.log({k: v for k, v in record.items() if k != "step"}, step)  # the numbers of every step
         if step % cfg.log_every == 0 or step == cfg.steps or stopped:
             per_step = (time.perf_counter() - t_loop) / (step - first)
             log.info("ppo step %d/%d  reward %.4f +- %.4f  kl %.4f  coef %.4f  len %.1f  %.2fs/step  ETA %s",
@@ -602,6 +605,7 @@ def train_ppo(loaded: Any, prompts: Sequence[str], reward_fn: RewardFn, cfg: PPO
                              "monitor_state": monitor.state_dict() if monitor else None}, cfg.keep_checkpoints)
         if on_step is not None:
             on_step(record)
+    tracking.finish()
     trainer.model.eval()
     result = PPOResult(done, records, records[-1]["kl"] if records else None, trainer.kl_ctl.coef, stopped,
                        monitor_log, {}, cfg.method, trainer.trainable, trainer.total,

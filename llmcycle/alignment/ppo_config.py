@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from llmcycle.core.config import StageConfig
+from llmcycle.core.tracking import ReportTo, report_to_field
 from llmcycle.generation.settings import GenerationSettings
 from llmcycle.tuning.config import LoraOptions, TuneConfig
 
@@ -183,6 +184,7 @@ class PPOConfig(StageConfig):
     save_every: int = Field(50, ge=1, description="Checkpoint every this many steps (and at the last step).")
     keep_checkpoints: int | None = Field(2, ge=1, description="Newest checkpoints kept; None keeps all.")
     log_every: int = Field(1, ge=1, description="Log a progress line (step, reward, KL, ETA) every this many steps.")
+    report_to: ReportTo = report_to_field()
     save_model: bool = Field(True, description="Write the final policy (or adapter) and value head to model/.")
     monitor: MonitorOptions = Field(default_factory=MonitorOptions, description="Reward-hacking monitor.")
 
@@ -210,7 +212,7 @@ class PPOConfig(StageConfig):
     def resume_key(self) -> dict[str, Any]:
         """The fields a resumed run must share with the run that wrote the checkpoints (all but bookkeeping)."""
         return self.model_dump(mode="json", exclude={"steps", "log_every", "save_every", "keep_checkpoints",
-                                                     "save_model"})
+                                                     "save_model", "report_to"})
 
     def tune_config(self) -> Any:
         """The ``TuneConfig`` that ``llmcycle.tuning.methods.apply_method`` needs for ``method``."""

@@ -34,6 +34,7 @@ from llmcycle.alignment.rewards import RESULT_FILE, RewardSource, Score, Trained
 from llmcycle.core.config import Device, StageConfig
 from llmcycle.core.errors import DataError, LLMCycleError, ModelSourceError
 from llmcycle.core.hub import hub_reachable
+from llmcycle.core.tracking import ReportTo, Tracking, report_to_field
 from llmcycle.models.builtins import quiet_transformers, seeded
 from llmcycle.models.loader import resolve_device
 from llmcycle.models.tokenizer import minilm_path
@@ -74,6 +75,7 @@ class RewardModelConfig(StageConfig):
                                  "by prompt); 0: no held-out evaluation.")
     seed: int = Field(42, description="Seed of the split, the shuffling, the head's initialisation and dropout.")
     log_every: int = Field(10, gt=0, description="Log the mean loss and accuracy every this many steps.")
+    report_to: ReportTo = report_to_field()
     device: Device = Field("auto", description="Where to train: cpu, cuda, or auto (cuda when available).")
 
 
@@ -209,8 +211,9 @@ def _encode(tokenizer: Any, prompts: list[str], texts: list[str], cfg: RewardMod
     return {k: v.to(device) for k, v in enc.items()}
 
 
-def _train_loop(model: Any, tokenizer: Any, train: list[PreferencePair], cfg: RewardModelConfig) -> list[float]:
-    """AdamW on the Bradley-Terry loss; returns the loss of each step."""
+def _train_loop(model: Any, tokenizer: Any, train: list[PreferencePair], cfg: RewardModelConfig,
+                tracking: Tracking | None = None) -> list[float]:
+    """AdamW on the Bradley-Terry loss; returns the loss of each step (each also sent to ``tracking``)."""
     import torch
     import torch.nn.functional as F
 
@@ -238,6 +241,8 @@ def _train_loop(model: Any, tokenizer: Any, train: list[PreferencePair], cfg: Re
             opt.step()
             losses.append(loss.item())
             window_acc.append(float((r_chosen > r_rejected).float().mean()))
+            if tracking is not None:
+                tracking.log({"loss": losses[-1], "pair_accuracy": window_acc[-1], "epoch": epoch + 1}, len(losses))
             if len(losses) % cfg.log_every == 0 or len(losses) == n_steps:
                 k = min(cfg.log_every, len(window_acc))
                 log.info("reward model: epoch %d step %d/%d loss %.4f pair acc %.3f", epoch + 1, len(losses),
@@ -302,7 +307,9 @@ def train_reward_model(pairs: Any, cfg: RewardModelConfig | Mapping[str, Any] | 
         net.to(resolve_device(cfg.device))
         log.info("reward model: training %s on %d pairs (%d held out), %d epoch(s)", cfg.base_model, len(train),
                  len(held), cfg.epochs)
-        losses = _train_loop(net, tokenizer, train, cfg)
+        # the folder is replaced atomically when saved: the trackers write beside it, in <parent>/tracking/
+        with Tracking(cfg.report_to, target.parent / "tracking", target.name, cfg.model_dump(mode="json")) as tracking:
+            losses = _train_loop(net, tokenizer, train, cfg, tracking)
     reward = TrainedRewardModel((net, tokenizer), score=cfg.score, batch_size=2 * cfg.batch_size,
                                 max_length=cfg.max_length)
     result = RewardModelResult(target, pairwise_accuracy(reward, held) if held else None,

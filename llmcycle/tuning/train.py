@@ -28,6 +28,7 @@ from typing import Any
 from llmcycle.core.checkpoint import check_same_run, last_checkpoint, mark_complete
 from llmcycle.core.errors import ConfigError, DataError
 from llmcycle.core.files import atomic_write_json
+from llmcycle.core.tracking import Tracking, tracking_callback
 from llmcycle.data import load_data_from_config
 from llmcycle.models.adapters import is_peft, merge_adapter
 from llmcycle.report.charts import line_chart
@@ -153,7 +154,7 @@ def _check_same_run(out: Path, cfg: TuneConfig, resume: bool) -> None:
     """A run directory resumes only with the config it started with (option blocks its method never reads
     may differ); ``resume=False`` starts over. Every process checks; only the main one deletes or writes."""
     mine = cfg.model_dump(mode="json")
-    unread = {k for k, methods in _METHOD_BLOCKS.items() if mine["method"] not in methods}
+    unread = {k for k, methods in _METHOD_BLOCKS.items() if mine["method"] not in methods} | {"report_to"}
     check_same_run(out, "tune_config.json", mine, TuneConfig().model_dump(mode="json"), ignore=unread,
                    resume=resume, what="run", main_process=is_main_process())
 
@@ -283,6 +284,8 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
     extra = [_mark_complete_callback(), *callbacks]
     if cfg.early_stopping_patience:
         extra.append(early_stop_callback(cfg.early_stopping_patience))
+    if cfg.report_to:  # loss, learning rate, eval loss to the trackers, at the Trainer's own log steps
+        extra.append(tracking_callback(Tracking(cfg.report_to, out / "tracking", "tune", cfg.model_dump(mode="json"))))
     trainer = trainer_cls(model=model, args=args, data_collator=PadCollator(tok.pad_token_id),
                           train_dataset=train_ds, eval_dataset=eval_ds, callbacks=extra)
     from transformers.trainer_callback import PrinterCallback
