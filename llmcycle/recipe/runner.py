@@ -27,6 +27,7 @@ from llmcycle.core.errors import LLMCycleError
 from llmcycle.core.files import atomic_write_json, atomic_write_text, config_hash
 from llmcycle.core.lock import LOCK_NAME, FolderLock, FolderLocked
 from llmcycle.data import load_data_from_config
+from llmcycle.models.card import write_model_card
 from llmcycle.recipe.plan import Step, plan_recipe
 from llmcycle.recipe.recipe import Recipe
 from llmcycle.recipe.report import write_run_report
@@ -212,6 +213,8 @@ def _run(recipe: Recipe, run: RunDir, selected: set[int], say: Callable[[str], N
         out = out if isinstance(out, StageOutput) else StageOutput(out)
         if main:
             atomic_write_text(run.file(name, "section.md"), out.section)
+            if step.hands_on_new:
+                _write_card(step, recipe, out.section)
             run.mark_done(name, h, {"seconds": round(time.perf_counter() - t0, 2)})
         say(f"[{name}] done in {time.perf_counter() - t0:.1f}s")
         if step.hands_on_new:
@@ -224,6 +227,20 @@ def _run(recipe: Recipe, run: RunDir, selected: set[int], say: Callable[[str], N
     if main:
         write_run_report(run.path, recipe, steps)
     return run
+
+
+def _write_card(step: Step, recipe: Recipe, section: str) -> None:
+    """The model card of the model ``step`` handed on (``README.md`` in its folder): base, stage, method, data,
+    the stage's report section as its results, the stage's settings."""
+    handoff = step.handoff
+    folder = Path(handoff.source)
+    if not folder.is_dir():
+        return
+    base = step.incoming.source if step.incoming.form != "adapter" or not step.incoming.adapter else \
+        f"{step.incoming.source} + {step.incoming.adapter}"
+    write_model_card(folder, name=handoff.label, base=base, what=handoff.what, stage=step.name,
+                     method=getattr(step.cfg, "method", None) or handoff.label, data=recipe.data.source,
+                     results=section, settings=step.cfg.model_dump(mode="json"), adapter=handoff.form == "adapter")
 
 
 def _has_files(folder: Path) -> bool:
