@@ -27,11 +27,17 @@ def _default(field: Any) -> str:
     return f"`{field.default!r}`"
 
 
+def _cell(text: str | None) -> str:
+    """A description as table text: ``<name>-<timestamp>`` shown as written, not taken for an HTML tag, and a
+    ``|`` kept inside its cell."""
+    return (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
 def fields_table(cls: type[BaseModel]) -> str:
     """A Markdown table of ``cls``'s fields: name, type, default, description."""
     lines = ["| field | type | default | description |", "| --- | --- | --- | --- |"]
     for name, field in cls.model_fields.items():
-        lines.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |")
+        lines.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {_cell(field.description)} |")
     return "\n".join(lines) + "\n"
 
 
