@@ -78,6 +78,13 @@ def exemplar_rows(name: str) -> list[dict[str, str]]:
 def cot_prompts(tasks: Sequence[Task], llm: LLM, settings: GenerationSettings, template: str = "cot",
                 shots: int = 4, exemplars: str = "cot-arithmetic") -> Any:
     """The builder's prompts (a ``PromptBatch``) for every task: ``shots`` solved exemplars, then the question."""
+    return question_prompts(tasks, llm, settings, template, shots, exemplars)
+
+
+def question_prompts(tasks: Sequence[Task], llm: LLM, settings: GenerationSettings, template: str, shots: int,
+                     exemplars: str) -> Any:
+    """Prompts of ``template`` for every task's question after the first ``shots`` rows of an exemplar set, within
+    the model's input budget (chain-of-thought and program-aided answers both build theirs so)."""
     pool = exemplar_rows(exemplars)
     if shots > len(pool):
         raise ConfigError(f"shots: {shots} asked, but the exemplar set {exemplars!r} has {len(pool)}")

@@ -14,14 +14,12 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
-from llmcycle.apps.cot import exemplar_rows
+from llmcycle.apps.cot import question_prompts
 from llmcycle.apps.llm import LLM
 from llmcycle.apps.metrics import exact_match
 from llmcycle.apps.sandbox import Sandbox
 from llmcycle.apps.taskset import Task
-from llmcycle.core.errors import ConfigError
 from llmcycle.generation import GenerationSettings
-from llmcycle.prompts import IndexShots, build_prompts
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 
@@ -52,13 +50,8 @@ class PalResult:
 
 def pal_prompts(tasks: Sequence[Task], llm: LLM, settings: GenerationSettings, template: str = "pal",
                 shots: int = 3, exemplars: str = "pal-arithmetic") -> Any:
-    pool = exemplar_rows(exemplars)
-    if shots > len(pool):
-        raise ConfigError(f"shots: {shots} asked, but the exemplar set {exemplars!r} has {len(pool)}")
-    selector = IndexShots(pool, list(range(shots))) if shots else None
-    return build_prompts(template, [{"question": t.question, "input": t.question} for t in tasks],
-                         tokenizer=llm.tokenizer, shots=selector, max_input_tokens=llm.max_input_tokens(settings),
-                         chat=llm.chat)
+    """The builder's prompts for every task: ``shots`` solved programs, then the question."""
+    return question_prompts(tasks, llm, settings, template, shots, exemplars)
 
 
 def pal_answers(tasks: Sequence[Task], llm: LLM, settings: GenerationSettings, sandbox: Sandbox,
