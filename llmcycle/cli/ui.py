@@ -9,18 +9,15 @@ from typing import Optional
 
 import typer
 
+from llmcycle.cli.output import field_help
 from llmcycle.ui.config import UIConfig
 
 
-def _help(field: str) -> str:
-    return UIConfig.model_fields[field].description or ""
-
-
 def ui_cmd(
-    runs_dir: str = typer.Option("runs", "--runs-dir", help=_help("runs_dir")),
-    port: int = typer.Option(7860, help=_help("port")),
-    host: str = typer.Option("127.0.0.1", help=_help("host")),
-    api_key: Optional[str] = typer.Option(None, envvar="LLMCYCLE_API_KEY", show_envvar=True, help=_help("api_key")),
+    runs_dir: str = typer.Option("runs", "--runs-dir", help=field_help(UIConfig, "runs_dir")),
+    port: int = typer.Option(7860, help=field_help(UIConfig, "port")),
+    host: str = typer.Option("127.0.0.1", help=field_help(UIConfig, "host")),
+    api_key: Optional[str] = typer.Option(None, envvar="LLMCYCLE_API_KEY", show_envvar=True, help=field_help(UIConfig, "api_key")),
 ) -> None:
     """Open the web UI on this machine: try models and settings side by side, browse and compare runs, start
     recipes. Local only unless --host and --api-key say otherwise."""

@@ -19,12 +19,13 @@ from typing import Any
 import yaml
 from huggingface_hub import ModelCard, ModelCardData
 
+from llmcycle.models.loader import HUB_ID
+
 CARD_FILE = "README.md"
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def hub_id(source: str) -> str | None:
-    """``source`` when it names a Hub repository (``org/name``) and is not a folder here; else None."""
+    """``source`` when the loader would fetch it from the Hub (a repository id, not a folder here); else None."""
     return source if HUB_ID.match(source) and not Path(source).expanduser().exists() else None
 
 
