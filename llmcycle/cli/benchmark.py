@@ -22,8 +22,10 @@ def benchmark_cmd(
     out: Optional[str] = typer.Option(None, "--out", help="Write <task>.records.jsonl and <task>.metrics.json "
                                       "into this folder."),
     batch_size: int = typer.Option(8, "--batch-size", help="Requests per forward pass."),
-    lm_eval: bool = typer.Option(False, "--lm-eval", help="Run TASK through lm-evaluation-harness "
-                                 "(pip install lm-eval; it fetches its data from the hub)."),
+    lm_eval: bool = typer.Option(False, "--lm-eval", help="Run TASK through lm-evaluation-harness with llmcycle's "
+                                 "model wrapper (pip install lm-eval): the shipped tasks (capitals, "
+                                 "general_knowledge) run offline from their lm-eval YAML; lm-eval's own tasks fetch "
+                                 "their data from the hub. Per-sample records go to --out."),
     show: int = typer.Option(0, "--show", help="Print this many per-item records."),
 ) -> None:
     """Score a model on a benchmark: multiple choice by log-likelihood (acc, acc_norm) or generative by a metric."""
