@@ -19,7 +19,8 @@ from typing import Any, Optional
 
 import typer
 
-from llmcycle.cli import apps, benchmark, estimate, generate, recipes, serve, stage_commands, tools
+from llmcycle.cli import apps, benchmark, estimate, generate, pretrain, recipes, serve, stage_commands, tools
+from llmcycle.cli import tokenizer
 from llmcycle.cli.errors import run_main
 from llmcycle.cli import ui
 
@@ -30,6 +31,8 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "info": tools.info_cmd,
     "tokenize": tools.tokenize_cmd,
     "data": recipes.data_cmd,
+    "pretrain": pretrain.pretrain_cmd,
+    "scaling": pretrain.scaling_cmd,
     "generate": generate.generate_cmd,
     "prompt-lab": stage_commands.prompt_lab_cmd,
     "evaluate": stage_commands.evaluate_cmd,
@@ -48,6 +51,10 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "ui": ui.ui_cmd,
 }
 """Every top-level command, in the order the lifecycle uses them (``llmcycle --help`` lists them so)."""
+
+TOKENIZER_COMMANDS: dict[str, Callable[..., Any]] = {
+    "train": tokenizer.tokenizer_train_cmd,
+}
 
 ESTIMATE_COMMANDS: dict[str, Callable[..., Any]] = {
     "memory": estimate.estimate_memory_cmd,
@@ -125,6 +132,11 @@ def build_app() -> typer.Typer:
             for sub_name, sub_fn in ESTIMATE_COMMANDS.items():
                 sub.command(sub_name)(sub_fn)
             app.add_typer(sub, name="estimate")
+        if name == "data":  # tokenizer training sits before pre-training
+            sub = typer.Typer(help="Tokenizers: train one on a corpus (BPE, Unigram, WordPiece).", no_args_is_help=True)
+            for sub_name, sub_fn in TOKENIZER_COMMANDS.items():
+                sub.command(sub_name)(sub_fn)
+            app.add_typer(sub, name="tokenizer")
     return app
 
 

@@ -63,3 +63,34 @@ def peak_in_use(in_use: Callable[[], int]) -> Any:
             return out
 
     return PeakInUse()
+
+
+_PEAK: dict[tuple[str, str, int], float] = {}
+
+
+def matmul_peak_flops(device: str = "cpu", dtype: str = "fp32", size: int = 1024, repeats: int = 10) -> float:
+    """This machine's measured dense matmul rate in FLOP/s: the best of ``repeats`` timed ``size x size``
+    matmuls (after a warm-up), at the current torch thread count, in ``dtype`` (fp32 or bf16). The denominator
+    of model FLOPs utilisation (MFU) when no vendor peak is given; measured once per process and setting."""
+    import time
+
+    import torch
+
+    key = (device, dtype, torch.get_num_threads())
+    if key in _PEAK:
+        return _PEAK[key]
+    dt = torch.bfloat16 if dtype == "bf16" else torch.float16 if dtype == "fp16" else torch.float32
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=gen).to(device=device, dtype=dt)
+    b = torch.randn(size, size, generator=gen).to(device=device, dtype=dt)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    a @ b
+    sync()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        sync()
+        best = min(best, time.perf_counter() - start)
+    _PEAK[key] = 2 * size**3 / best
+    return _PEAK[key]

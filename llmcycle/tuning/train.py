@@ -79,6 +79,24 @@ def check_precision(precision: str, device: Any) -> dict[str, bool]:
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
+def check_positions(loaded: Any, cfg: TuneConfig) -> None:
+    """``ConfigError`` naming the fields when a training row could be longer than the model's positions (a causal
+    model reads prompt and completion in one sequence; an encoder-decoder's encoder reads the prompt)."""
+    config = loaded.model.config
+    if loaded.kind == "seq2seq":
+        config = getattr(config, "encoder", None) or config
+    positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+    if not positions or (loaded.kind == "seq2seq" and getattr(config, "model_type", "") == "t5"):
+        return  # relative positions: no fixed limit
+    target = cfg.max_target_tokens if loaded.kind == "causal" else 0
+    if cfg.max_input_tokens + target > positions:
+        what = "max_input_tokens + max_target_tokens" if target else "max_input_tokens"
+        fix = f"max_input_tokens={positions - target}" if positions > target else \
+            f"max_input_tokens={positions - positions // 4} and max_target_tokens={positions // 4}"
+        raise ConfigError(f"{what} ({cfg.max_input_tokens + target}) is more than the {positions} positions "
+                          f"{loaded.source} takes; lower it (e.g. {fix})")
+
+
 def _splits(data: Any) -> tuple[Any, Any | None]:
     """(train rows, validation rows or None) from a DatasetDict / mapping / (train, validation) pair."""
     if isinstance(data, (tuple, list)) and len(data) == 2:
@@ -124,7 +142,7 @@ def early_stop_callback(patience: int) -> Any:
     return _EARLY_STOP(patience)
 
 
-def _mark_complete_callback() -> Any:
+def mark_complete_callback() -> Any:
     """Marks a checkpoint folder complete once the Trainer has written all of it (its writes are not atomic)."""
     from transformers import TrainerCallback
 
@@ -254,6 +272,7 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
         raise DataError("the train split is empty")
     device = next(loaded.model.parameters()).device
     check_precision(cfg.precision, device)
+    check_positions(loaded, cfg)
     tok = loaded.tokenizer
     shape = {"tokenizer": tok, "kind": loaded.kind, "templates": cfg.templates,
              "max_input_tokens": cfg.max_input_tokens, "max_target_tokens": cfg.max_target_tokens}
@@ -281,7 +300,7 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
     model = prepared.model
     args = _arguments(cfg, loaded.kind, out, eval_ds is not None, device)
     trainer_cls = trainer_cls or (Seq2SeqTrainer if loaded.kind == "seq2seq" else Trainer)
-    extra = [_mark_complete_callback(), *callbacks]
+    extra = [mark_complete_callback(), *callbacks]
     if cfg.early_stopping_patience:
         extra.append(early_stop_callback(cfg.early_stopping_patience))
     if cfg.report_to:  # loss, learning rate, eval loss to the trackers, at the Trainer's own log steps
@@ -320,14 +339,14 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
     result = TuneResult(cfg.method, prepared.trainable, prepared.total, round(prepared.pct, 6),
                         trainer.state.global_step, train_loss, eval_loss, metrics, str(model_dir),
                         round(time.perf_counter() - start, 3), report.to_dict(), last, prepared.new_modules,
-                        asdict(mixed) if mixed else None, round(_peak_rss_mb(), 1), loaded)
+                        asdict(mixed) if mixed else None, round(peak_rss_mb(), 1), loaded)
     if trainer.is_world_process_zero():
         _write_outputs(out, result, cfg)
     trainer.accelerator.wait_for_everyone()
     return result
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB

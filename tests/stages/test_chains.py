@@ -30,9 +30,11 @@ from llmcycle.stages import LIFECYCLE, stage_kinds
 
 ALL_KINDS = stage_kinds()
 KINDS = [k for k in ALL_KINDS if k in LIFECYCLE]  # the circuit's: stages of the model lifecycle
-APPS = [k for k in ALL_KINDS if k not in LIFECYCLE]  # applications on a model: read it, hand it on unchanged
+# stages that build models of their own from scratch (their chains: tests/pretrain/test_pretrain_chain.py)
+MAKERS = {"pretrain", "scaling"}
+APPS = [k for k in ALL_KINDS if k not in LIFECYCLE and k not in MAKERS]  # read a model, hand it on unchanged
 TRAINS = {"tune", "align", "optimize"}  # stages that need weights they can change (not int8, not a prompt)
-READERS = [k for k in ALL_KINDS if k not in TRAINS]  # stages that can read any model
+READERS = [k for k in ALL_KINDS if k not in TRAINS and k not in MAKERS]  # stages that can read any model
 
 
 def eulerian_circuit(kinds: list[str]) -> list[str]:
