@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -15,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.cli_helpers import run_cli
+from tests.tuning.test_tuning_distributed import CONFIGS, _accelerate
 
 HERE = Path(__file__).resolve().parent
-CONFIGS = HERE.parents[1] / "llmcycle" / "configs" / "accelerate"
 
 
 @pytest.mark.slow
@@ -105,11 +104,6 @@ def test_a_bad_pretrain_recipe_field_is_refused_whole(tmp_path, monkeypatch, cap
                            "--runs-dir", str(tmp_path))
     assert code == 1 and "architecture.widht" in err and "width" in err and "Traceback" not in err
     assert not any(tmp_path.iterdir())
-
-
-def _accelerate() -> str:
-    exe = Path(sys.executable).with_name("accelerate")
-    return str(exe) if exe.is_file() else shutil.which("accelerate") or "accelerate"
 
 
 @pytest.mark.slow
