@@ -140,14 +140,29 @@ def test_version_names_llmcycle_and_the_libraries_it_runs_on(monkeypatch, capsys
         assert f"{lib} {version(lib)}" in line
 
 
-@pytest.mark.parametrize("flags, shown", [([], True), (["--log-level", "warning"], False), (["-q"], False),
-                                          (["--log-level", "INFO"], True)])
+@pytest.mark.parametrize("flags, shown", [([], True), (["-q"], False)])
 def test_log_level_decides_which_log_lines_show(flags, shown):
-    """The builtin MiniLM logs what it made new at info level; --log-level warning (or -q) hides it."""
+    """The builtin MiniLM logs what it made new at info level; -q (--log-level warning) hides it."""
     proc = subprocess.run([sys.executable, "-m", "llmcycle", *flags, "info", "builtin:minilm-seq2seq", "--trace", "hi"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert ("warm-started as encoder and decoder" in proc.stderr) == shown
+
+
+@pytest.mark.parametrize("flags, level", [([], "INFO"), (["--log-level", "warning"], "WARNING"), (["-q"], "WARNING"),
+                                          (["--log-level", "INFO"], "INFO"), (["--debug"], "DEBUG")])
+def test_log_level_sets_the_llmcycle_logger(monkeypatch, capsys, flags, level):
+    """What the two runs above show, for every way of setting the level (in process: no model loaded)."""
+    import logging
+
+    logger = logging.getLogger("llmcycle")
+    before = logger.level
+    try:
+        code, _, _ = run_cli(monkeypatch, capsys, *flags, "models")
+        assert code == 0
+        assert logging.getLevelName(logger.level) == level
+    finally:
+        logger.setLevel(before)
 
 
 def test_shell_completion_completes_commands_and_options(monkeypatch):

@@ -39,6 +39,9 @@ from llmcycle.core.files import atomic_write_json, config_hash
 from llmcycle.data.readers import read_jsonl_objects
 from llmcycle.generation.settings import GenerationSettings
 from llmcycle.models.adapters import is_peft, merge_adapter
+from llmcycle.models.chat import uses_chat
+from llmcycle.models.hub import HubOptions, hub_field, push_folder
+from llmcycle.prompts.chat import user_prompt
 from llmcycle.report.charts import line_chart
 
 
@@ -119,8 +122,9 @@ class AlignConfig(StageConfig):
     hand_on: bool = Field(True, description="In a recipe, the stages after this one (evaluate, optimize, serve, "
                           "...) use the aligned model of hand_on_seed; false: they keep the model this stage "
                           "started from.")
-    hand_on_seed: int | None = Field(None, description="The seed whose aligned model is handed on (one of seeds; "
-                                     "None: the first).")
+    hand_on_seed: int | None = Field(None, description="The seed whose aligned model is handed on, and pushed by "
+                                     "hub.push (one of seeds; None: the first).")
+    hub: HubOptions = hub_field()
 
     @model_validator(mode="after")
     def _pairs_for_dpo(self) -> AlignConfig:
@@ -131,6 +135,9 @@ class AlignConfig(StageConfig):
         if self.hand_on and self.method == "ppo" and not self.ppo.save_model:
             raise ValueError("hand_on: the aligned model can only be handed on when it is saved; set "
                              "ppo.save_model: true or hand_on: false")
+        if self.hub.push and self.method == "ppo" and not self.ppo.save_model:
+            raise ValueError("hub.push: the aligned model can only be pushed when it is saved; set "
+                             "ppo.save_model: true or hub.push: false")
         return self
 
 
@@ -200,7 +207,7 @@ def run_align(make_model: Callable[[], Any], data: Any, cfg: AlignConfig | dict,
     eval_refs = [r["references"] for r in held] if all(r.get("references") for r in held) else None
     eval_kw = cfg.evaluation.eval_kwargs()
     path = out / "align_result.json"
-    key = config_hash(cfg.model_dump(mode="json") | {"seeds": None})
+    key = config_hash({k: v for k, v in cfg.model_dump(mode="json").items() if k != "hub"} | {"seeds": None})
     saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     result: dict[str, Any] = saved if saved.get("config_hash") == key else {}
     result |= {"config_hash": key, "config": cfg.model_dump(mode="json"), "n_train_prompts": len(prompts),
@@ -208,8 +215,11 @@ def run_align(make_model: Callable[[], Any], data: Any, cfg: AlignConfig | dict,
     # the reward and the pairs first: a reward or pairs file that cannot be used fails before anything is written
     reward_fn = (reward or make_reward(cfg.reward, where="align.reward")) if cfg.method == "ppo" else None
     pairs = read_pairs(cfg.pairs) if cfg.method == "dpo" else None
-    ptx = _ptx_pairs(prompts, refs) if cfg.method == "ppo" and cfg.ppo.ptx_coef > 0 else None
     reference = make_model()
+    if uses_chat(reference):  # a model used in chat form is prompted with user turns (llmcycle.prompts.chat)
+        prompts = [user_prompt(reference.tokenizer, t) for t in prompts]
+        eval_prompts = [user_prompt(reference.tokenizer, t) for t in eval_prompts]
+    ptx = _ptx_pairs(prompts, refs) if cfg.method == "ppo" and cfg.ppo.ptx_coef > 0 else None
     if "before" not in result:
         result["before"] = alignment_eval(reference, eval_prompts, eval_refs, **eval_kw)
         atomic_write_json(path, result)
@@ -251,4 +261,6 @@ def run_align(make_model: Callable[[], Any], data: Any, cfg: AlignConfig | dict,
                ylabel="reward" if ppo else "margin")
     line_chart({f"seed {r['seed']}": r["kl_curve"] for r in runs}, out / "kl_by_seed.png",
                title="KL to the reference per step" if ppo else "DPO loss per step", ylabel="nats" if ppo else "loss")
+    seed = cfg.hand_on_seed if cfg.hand_on_seed is not None else cfg.seeds[0]
+    push_folder(out / f"seed-{seed}" / "model", cfg.hub, where="align.hub")  # saved, measured and described first
     return result

@@ -43,7 +43,7 @@ from llmcycle.core.files import atomic_write_jsonl
 from llmcycle.generation import generate
 from llmcycle.generation.settings import GenerationSettings
 from llmcycle.models.loader import LoadedModel
-from llmcycle.prompts.chat import has_chat_template
+from llmcycle.prompts.chat import resolve_chat, user_prompt, uses_chat
 
 Generator = Callable[[list[str]], Sequence[str]]
 PLACEHOLDERS = ("prompt", "response", "critique", "critique_request", "revision_request", "principle")
@@ -243,8 +243,7 @@ class ConstitutionalResult:
 
 def _wrap_chat(tokenizer: Any, system: str | None) -> Callable[[str], str]:
     def wrap(text: str) -> str:
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return user_prompt(tokenizer, text, system)
 
     return wrap
 
@@ -253,10 +252,8 @@ def make_generator(model: Any, cfg: ConstitutionalConfig) -> Callable[[list[str]
     """``gen(texts, stage) -> texts`` from a ``LoadedModel`` (chat-wrapped as ``cfg.chat`` says; stage ``k``
     samples with seed ``generation.seed + k``) or from a callable ``f(texts) -> texts`` (checked on every call)."""
     if isinstance(model, LoadedModel):
-        chat = cfg.chat == "always" or (cfg.chat == "auto" and has_chat_template(model.tokenizer))
-        if chat and not has_chat_template(model.tokenizer):
-            raise ConfigError(f"chat: 'always' but the tokenizer of {model.source} has no chat template; use auto "
-                              "or never")
+        chat = resolve_chat(model.tokenizer, cfg.chat, model.source, "chat") if cfg.chat != "auto" \
+            else uses_chat(model)
         wrap = _wrap_chat(model.tokenizer, cfg.system) if chat else (lambda t: t)
 
         def gen(texts: list[str], stage: int) -> list[str]:

@@ -67,9 +67,11 @@ from llmcycle.core.config import StageConfig
 from llmcycle.core.errors import ConfigError, DataError, LLMCycleError
 from llmcycle.core.files import atomic_write_json
 from llmcycle.core.tracking import ReportTo, Tracking, report_to_field
-from llmcycle.generation.engine import _ensure_pad_token
+from llmcycle.generation.engine import _ensure_pad_token, eos_token_ids
 from llmcycle.models.adapters import is_peft
 from llmcycle.models.builtins import quiet_transformers
+from llmcycle.models.card import adapter_base, write_model_card
+from llmcycle.models.chat import uses_chat
 from llmcycle.report.charts import line_chart
 from llmcycle.tuning.config import LoraOptions
 from llmcycle.tuning.data import IGNORE, PadCollator, Pair, tokenize_pairs
@@ -157,18 +159,20 @@ class DPOResult:
 
 
 def encode_pairs(tokenizer: Any, kind: str, pairs: Sequence[PreferencePair], max_prompt_tokens: int,
-                 max_completion_tokens: int) -> tuple[list[dict[str, list[int]]], list[dict[str, list[int]]], Any]:
+                 max_completion_tokens: int, chat: bool = False, stop_ids: Sequence[int] = ()
+                 ) -> tuple[list[dict[str, list[int]]], list[dict[str, list[int]]], Any]:
     """Token rows for the chosen and the rejected completions (``input_ids``, ``attention_mask``, ``labels``).
 
     Same conventions as SFT (``llmcycle.tuning.data.tokenize_pairs``); labels are -100 on the prompt
     (causal). A causal prompt that tokenises to nothing gets the BOS (or EOS) token, so that the
-    first completion token has a position predicting it.
+    first completion token has a position predicting it. ``chat``: a model used in chat form, whose
+    prompt is a user turn and each completion an assistant turn ending at its end-of-turn token.
 
     Returns:
         ``(chosen_rows, rejected_rows, truncation_report)``; the report counts both.
     """
     items = [Pair(p.prompt, p.chosen, "none") for p in pairs] + [Pair(p.prompt, p.rejected, "none") for p in pairs]
-    tok = tokenize_pairs(items, tokenizer, kind, max_prompt_tokens, max_completion_tokens)
+    tok = tokenize_pairs(items, tokenizer, kind, max_prompt_tokens, max_completion_tokens, chat, stop_ids)
     rows = tok.rows
     if kind == "causal":
         start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
@@ -177,6 +181,11 @@ def encode_pairs(tokenizer: Any, kind: str, pairs: Sequence[PreferencePair], max
                 r["input_ids"], r["attention_mask"], r["labels"] = ([start] + r["input_ids"], [1] + r["attention_mask"],
                                                                     [IGNORE] + r["labels"])
     return rows[:len(pairs)], rows[len(pairs):], tok.report
+
+
+def _chat_args(loaded: Any) -> tuple[bool, list[int]]:
+    """Whether ``loaded`` is used in chat form, and the ids its generation stops on (``encode_pairs``)."""
+    return uses_chat(loaded), sorted(eos_token_ids(loaded.model, loaded.tokenizer))
 
 
 def _decoder_start(model: Any) -> int:
@@ -397,7 +406,8 @@ def preference_metrics(trainer: DPOScorer, pairs: Sequence[PreferencePair], batc
     import torch
 
     chosen, rejected, _ = encode_pairs(trainer.loaded.tokenizer, trainer.loaded.kind, pairs,
-                                       trainer.cfg.max_prompt_tokens, trainer.cfg.max_completion_tokens)
+                                       trainer.cfg.max_prompt_tokens, trainer.cfg.max_completion_tokens,
+                                       *_chat_args(trainer.loaded))
     totals: dict[str, float] = {}
     with torch.no_grad():
         for start in range(0, len(pairs), batch_size):
@@ -478,7 +488,7 @@ def train_dpo(loaded: Any, pairs: Any, cfg: DPOConfig | Mapping[str, Any] | None
     _check_same_run(out, cfg, resume)
     _ensure_pad_token(loaded.tokenizer)
     chosen, rejected, report = encode_pairs(loaded.tokenizer, loaded.kind, items, cfg.max_prompt_tokens,
-                                            cfg.max_completion_tokens)
+                                            cfg.max_completion_tokens, *_chat_args(loaded))
     log.info("dpo data: %d pairs; %s", len(items), report.summary())
     reference = None
     if cfg.method == "full":  # the model as passed in, frozen
@@ -510,5 +520,15 @@ def train_dpo(loaded: Any, pairs: Any, cfg: DPOConfig | Mapping[str, Any] | None
                        round(time.perf_counter() - started, 3), len(items), report.to_dict(), eval_before,
                        eval_after, last, loaded)
     _write_outputs(out, result, cfg)
+    tail = records[-5:]
+    write_model_card(out / "model", name="aligned-dpo", base=adapter_base(out / "model") or loaded.source,
+                     stage="align", method="dpo", settings=cfg.model_dump(mode="json"), metrics={
+                         "DPO steps": n_steps, "preference pairs": len(items),
+                         "loss, last 5 steps": sum(r["loss"] for r in tail) / len(tail) if tail else None,
+                         "reward margin, last 5 steps": sum(r["margin"] for r in tail) / len(tail) if tail else None,
+                         **{f"held-out {k}, before": v for k, v in (eval_before or {}).items() if k != "n"},
+                         **{f"held-out {k}, after": v for k, v in (eval_after or {}).items() if k != "n"},
+                         "trainable parameters": f"{prepared.trainable:,} of {prepared.total:,}",
+                         "training seconds": result.seconds})
     return result
 

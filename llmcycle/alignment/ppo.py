@@ -88,6 +88,7 @@ from llmcycle.core.files import atomic_write_json
 from llmcycle.core.tracking import Tracking
 from llmcycle.generation.engine import eos_token_ids, generate_detailed, input_limit
 from llmcycle.models.adapters import is_peft
+from llmcycle.models.card import adapter_base, write_model_card
 from llmcycle.models.tokenizer import decode_text
 from llmcycle.report.charts import line_chart
 from llmcycle.tuning.data import target_ids
@@ -677,5 +678,15 @@ def _write_outputs(out: Path, result: PPOResult, cfg: PPOConfig) -> None:
         with warnings.catch_warnings():  # peft looks for a hub config of builtin: bases; there is none
             warnings.filterwarnings("ignore", message="Could not find a config file in")
             paths["model"] = str(save_policy(result.trainer, out / "model"))
+        tail = result.log[-5:]
+        write_model_card(out / "model", name="aligned-ppo", base=adapter_base(out / "model") or result.loaded.source,
+                         stage="align", method="ppo", settings=cfg.model_dump(mode="json"), metrics={
+                             "PPO steps": result.steps, "prompts per step": cfg.batch_size,
+                             "reward, first step": result.log[0]["reward_mean"] if result.log else None,
+                             "reward, last 5 steps": sum(r["reward_mean"] for r in tail) / len(tail) if tail else None,
+                             "KL to the reference, last step": result.final_kl, "KL coefficient": result.kl_coef,
+                             "stopped by": result.stopped, "trainable parameters": f"{result.trainable:,} of "
+                                                                                   f"{result.total:,}",
+                             "training seconds": result.seconds})
     result.paths = paths
     atomic_write_json(out / "ppo_result.json", result.to_dict() | {"config": cfg.model_dump(mode="json")})

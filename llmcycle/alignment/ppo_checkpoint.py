@@ -15,7 +15,7 @@ so a kill during a save leaves no folder that looks finished; ``llmcycle.core.ch
 (with ``prefix=PREFIX``) finds the newest complete one and removes the rest.
 
 ``save_policy`` writes the final policy the same way (temporary folder, then rename): the model
-(or only its adapter), the tokenizer and ``value_head.pt``.
+(or only its adapter), the tokenizer and ``value_head.pt`` (and a ``README.md`` of the user's own found there).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import torch
 from llmcycle.core.checkpoint import write_checkpoint
 from llmcycle.core.files import atomic_write_json
 from llmcycle.models.adapters import is_peft
+from llmcycle.models.card import keep_user_card
 
 PREFIX = "step"  # checkpoints/step-N/
 
@@ -79,6 +80,7 @@ def save_policy(trainer: Any, target: Path) -> Path:
     model.save_pretrained(str(tmp), **({"save_embedding_layers": False} if is_peft(model) else {}))
     trainer.loaded.tokenizer.save_pretrained(str(tmp))
     torch.save(trainer.value_head.state_dict(), tmp / "value_head.pt")
+    keep_user_card(target, tmp)  # a README.md of the user's own survives; train_ppo writes the model card
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target

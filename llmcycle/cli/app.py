@@ -19,10 +19,20 @@ from typing import Any, Optional
 
 import typer
 
-from llmcycle.cli import apps, benchmark, estimate, generate, pretrain, recipes, serve, stage_commands, tools
-from llmcycle.cli import tokenizer
+from llmcycle.cli import (
+    apps,
+    benchmark,
+    estimate,
+    generate,
+    pretrain,
+    recipes,
+    serve,
+    stage_commands,
+    tokenizer,
+    tools,
+    ui,
+)
 from llmcycle.cli.errors import run_main
-from llmcycle.cli import ui
 
 COMMANDS: dict[str, Callable[..., Any]] = {
     "run": recipes.run_cmd,
@@ -46,6 +56,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "pal": apps.pal_cmd,
     "agent": apps.agent_cmd,
     "cot": apps.cot_cmd,
+    "check-template": recipes.check_template_cmd,
     "stage": stage_commands.stage_cmd,
     "reference": recipes.reference_cmd,
     "ui": ui.ui_cmd,

@@ -13,6 +13,8 @@ from llmcycle.core.files import atomic_write_jsonl
 from llmcycle.generation import GenerationSettings, generate_detailed
 from llmcycle.generation.io import read_inputs, result_records
 from llmcycle.models import load_model
+from llmcycle.models.chat import uses_chat
+from llmcycle.prompts.chat import user_prompt
 
 
 def _settings_dict(**given: Any) -> dict[str, Any]:
@@ -61,6 +63,8 @@ def generate_cmd(
                                   "of failing."),
     dtype: str = typer.Option("fp32", help="fp32 | bf16 | fp16 | auto."),
     device: str = typer.Option("cpu", help="cpu | cuda | auto."),
+    chat: str = typer.Option("auto", help="auto | always | never: send each prompt as a user turn through the "
+                             "model's chat template (auto: when its tokenizer has one)."),
 ) -> None:
     """Generate text: one PROMPT (printed) or --input-file (JSONL written), with any decoding settings."""
     if (prompt is None) == (input_file is None):
@@ -83,7 +87,9 @@ def generate_cmd(
         if not prompt or not prompt.strip():
             raise LLMCycleError("the prompt is empty")
         prompts = [prompt]
-    loaded = load_model(model, dtype=dtype, device=device)
+    loaded = load_model(model, dtype=dtype, device=device, chat=chat)
+    if uses_chat(loaded):  # the one chat path: a prompt is the user's turn (llmcycle.prompts.chat)
+        prompts = [user_prompt(loaded.tokenizer, p) for p in prompts]
     results = generate_detailed(loaded, prompts, settings, batch_size=batch_size, max_input_tokens=max_input_tokens,
                                 progress=input_file is not None, truncate=truncate)
     if input_file is None:

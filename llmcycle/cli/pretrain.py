@@ -9,7 +9,7 @@ import typer
 
 from llmcycle.cli.onestage import run_one_stage
 from llmcycle.cli.output import field_help
-from llmcycle.cli.stage_commands import RUN_DIR_HELP, RUNS_DIR_HELP, SET_HELP
+from llmcycle.cli.stage_commands import PUSH_HELP, RUN_DIR_HELP, RUNS_DIR_HELP, SET_HELP, with_push
 from llmcycle.core.config import DataConfig
 from llmcycle.pretrain.config import ArchitectureOptions, PretrainConfig
 from llmcycle.pretrain.scaling import ScalingConfig
@@ -40,6 +40,7 @@ def pretrain_cmd(
                                                   "Default 1e-3 from scratch, 1e-4 when continuing.")),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
     n: Optional[int] = typer.Option(None, help=field_help(DataConfig, "n")),
+    push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", metavar="REPO_ID", help=PUSH_HELP),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help=RUN_DIR_HELP),
     runs_dir: Optional[str] = typer.Option(None, help=RUNS_DIR_HELP),
 ) -> None:
@@ -57,7 +58,8 @@ def pretrain_cmd(
         if value:
             fields[key] = value
     data_cfg = {"source": data, "n": n, "require_references": False}
-    run_one_stage("pretrain", continue_from or SCRATCH_MODEL, data_cfg, fields, set_, run_dir, runs_dir)
+    run_one_stage("pretrain", continue_from or SCRATCH_MODEL, data_cfg, with_push(fields, push_to_hub), set_, run_dir,
+                  runs_dir)
 
 
 def scaling_cmd(

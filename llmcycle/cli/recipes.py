@@ -7,7 +7,9 @@ from typing import List, Optional
 
 import typer
 
-from llmcycle.cli.output import console, say, table
+from llmcycle.cli.output import console, field_help, say, table
+from llmcycle.core.config import ModelConfig
+from llmcycle.core.errors import ConfigError
 from llmcycle.data import LoadReport, load_data
 from llmcycle.recipe.plan import plan_recipe, plan_rows, plan_text
 from llmcycle.recipe.recipe import load_recipe
@@ -98,3 +100,59 @@ def plan_cmd(
 def reference_cmd() -> None:
     """Print the recipe reference (every field of every stage, generated from the config classes)."""
     print(recipe_reference())
+
+
+def check_template_cmd(
+    model: Optional[str] = typer.Argument(None, help="Hub id, local directory or builtin:NAME (with --recipe: "
+                                          "instead of the recipe's model, e.g. a builtin stand-in)."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Check every tune stage of this recipe (YAML path or "
+                                         "shipped name) against each later stage that prompts its model."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a recipe field, as for `llmcycle run`."),
+    template: str = typer.Option("none", help="Without --recipe: the prompt template trained and prompted with."),
+    data: Optional[str] = typer.Option(None, help="Data whose shortest of the first 32 train rows is rendered "
+                                       "(default: the recipe's, else builtin:dialogues)."),
+    chat: Optional[str] = typer.Option(None, help=field_help(ModelConfig, "chat") + " Default: the recipe's, "
+                                       "else auto."),
+) -> None:
+    """The template contract: one example rendered by the training collator, the evaluation prompt builder and
+    the server gives the same prompt tokens, and its labels end with a token generation stops on."""
+    from llmcycle.models import load_model
+    from llmcycle.recipe.template_check import check_recipe, check_template, example_row, recipe_pairs
+
+    overrides = list(set_ or []) + ([f"model.source={model}"] if model and recipe else []) \
+        + ([f"data.source={data}"] if data and recipe else []) + ([f"model.chat={chat}"] if chat and recipe else [])
+    if recipe is None and model is None:
+        raise ConfigError("check-template: give a MODEL, or --recipe NAME")
+    if recipe is not None:
+        rec = load_recipe(recipe, overrides)
+        rec.register_templates()
+        steps = plan_recipe(rec, Path(rec.runs_dir) / "(plan)")
+        pairs = recipe_pairs(steps)
+        if not pairs:
+            say(f"{rec.name}: no tune stage is followed by a stage that prompts its model; nothing to check")
+            return
+        source, mode, data_src = rec.model.source, rec.model.chat, rec.data
+    else:
+        source, mode, data_src = model, chat or "auto", None
+    loaded = load_model(source, chat=mode)
+    from llmcycle.core.config import DataConfig
+    from llmcycle.data import load_data_from_config
+
+    data_cfg = data_src if data_src is not None else DataConfig(source=data or "builtin:dialogues")
+    splits = load_data_from_config(data_cfg)
+    rows = splits["train"] if "train" in splits else splits[next(iter(splits))]
+    if recipe is not None:
+        for tune, later, name in pairs:
+            found = check_template(loaded, example_row(rows), name, list(tune.cfg.templates))
+            say(f"{tune.name} -> {later.name}:")
+            for line in found.describe():
+                console.print(line, highlight=False, markup=False)
+        problems = check_recipe(loaded, rows, steps)
+    else:
+        found = check_template(loaded, example_row(rows), template)
+        for line in found.describe():
+            console.print(line, highlight=False, markup=False)
+        problems = found.problems
+    if problems:
+        raise ConfigError(f"template check failed: {problems[0]}" + (f" (and {len(problems) - 1} more)"
+                                                                     if len(problems) > 1 else ""))

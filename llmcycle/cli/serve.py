@@ -33,6 +33,7 @@ def serve_cmd(
                                           help="Require `Authorization: Bearer KEY` on /v1 requests (401 otherwise)."),
     device: str = typer.Option("cpu", help=field_help(ServeConfig, "device")),
     dtype: str = typer.Option("fp32", help=field_help(ServeConfig, "dtype")),
+    chat: str = typer.Option("auto", help=field_help(ServeConfig, "chat")),
     graceful_shutdown_s: Optional[float] = typer.Option(60.0, help=field_help(ServeConfig, "graceful_shutdown_s")),
     quiet: bool = typer.Option(False, "--quiet", help="No per-request log lines."),
 ) -> None:
@@ -44,6 +45,6 @@ def serve_cmd(
         "port": port, "batching": not no_batching, "max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms,
         "max_input_tokens": max_input_tokens, "max_tokens": max_tokens, "default_max_tokens": default_max_tokens,
         "max_body_bytes": max_body_bytes, "max_queue": max_queue, "api_key": api_key or None, "device": device,
-        "dtype": dtype, "graceful_shutdown_s": graceful_shutdown_s, "log_requests": not quiet,
+        "dtype": dtype, "chat": chat, "graceful_shutdown_s": graceful_shutdown_s, "log_requests": not quiet,
     }, where="serve")
     serve(config)

@@ -14,6 +14,7 @@ from llmcycle.cli.output import console, field_help
 from llmcycle.core.config import DataConfig
 from llmcycle.evaluation.evaluate import EvaluateConfig, parse_model_spec
 from llmcycle.evaluation.prompt_lab import PromptLabConfig, parse_setting
+from llmcycle.models.hub import HubOptions
 from llmcycle.optimize.config import MeasureOptions, OptimizeConfig
 from llmcycle.recipe.rundir import RunDir
 from llmcycle.report import write_report
@@ -26,6 +27,15 @@ SET_HELP = ("Any field of the stage (--set lora.r=32, --set generation.no_repeat
 RUN_DIR_HELP = ("Resume this run directory (finished work is reused), or create it when missing; needed under "
                 "`accelerate launch`, so every process shares one.")
 RUNS_DIR_HELP = "Where new run directories go (default: runs)."
+PUSH_HELP = field_help(HubOptions, "repo_id", "Given: push the saved model (with its model card) there once it is "
+                       "saved (hub.push: true, hub.repo_id; --set hub.private=false, --set hub.token_env=...).")
+
+
+def with_push(fields: dict[str, Any], repo_id: str | None) -> dict[str, Any]:
+    """``fields`` with the ``hub`` block ``--push-to-hub REPO_ID`` asks for."""
+    return fields | {"hub": {"push": True, "repo_id": repo_id}} if repo_id else fields
+
+
 TEMPLATES_FILE_HELP = ("A YAML file of your own prompt templates (name, text, ...), usable by name with --template "
                        "(the recipe field templates_file).")
 
@@ -42,6 +52,7 @@ def tune_cmd(
     templates_file: Optional[str] = typer.Option(None, "--templates-file", help=TEMPLATES_FILE_HELP),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
     n: Optional[int] = typer.Option(None, help=field_help(DataConfig, "n")),
+    push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", metavar="REPO_ID", help=PUSH_HELP),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help=RUN_DIR_HELP),
     runs_dir: Optional[str] = typer.Option(None, help=RUNS_DIR_HELP),
 ) -> None:
@@ -53,7 +64,8 @@ def tune_cmd(
         fields["max_steps"] = max_steps
     if template:
         fields["templates"] = template
-    run_one_stage("tune", model, {"source": data, "n": n}, fields, set_, run_dir, runs_dir, templates_file)
+    run_one_stage("tune", model, {"source": data, "n": n}, with_push(fields, push_to_hub), set_, run_dir, runs_dir,
+                  templates_file)
 
 
 def tune_compare_cmd(
@@ -88,6 +100,8 @@ def align_cmd(
         AlignEvalOptions, "scorer_label")),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
     n: Optional[int] = typer.Option(None, help=field_help(DataConfig, "n")),
+    push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", metavar="REPO_ID", help=PUSH_HELP + " The "
+                                              "model of the first seed (or hand_on_seed) is pushed."),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help=RUN_DIR_HELP),
     runs_dir: Optional[str] = typer.Option(None, help=RUNS_DIR_HELP),
 ) -> None:
@@ -98,7 +112,7 @@ def align_cmd(
     evaluation = {k: v for k, v in (("scorer", toxicity_scorer), ("scorer_label", toxicity_label)) if v is not None}
     if evaluation:
         fields["evaluation"] = evaluation
-    run_one_stage("align", model, {"source": data, "n": n}, fields, set_, run_dir, runs_dir)
+    run_one_stage("align", model, {"source": data, "n": n}, with_push(fields, push_to_hub), set_, run_dir, runs_dir)
 
 
 def optimize_cmd(
@@ -113,6 +127,8 @@ def optimize_cmd(
     sparsity: Optional[float] = typer.Option(None, help="Shortcut for --set prune.sparsity=..."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP + " E.g. --set prune.scope=layer, "
                                              "--set distil.train.max_steps=300."),
+    push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", metavar="REPO_ID", help=PUSH_HELP + " With "
+                                              "several methods, --set hand_on=METHOD names the variant pushed."),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help=RUN_DIR_HELP),
     runs_dir: Optional[str] = typer.Option(None, help=RUNS_DIR_HELP),
 ) -> None:
@@ -120,7 +136,8 @@ def optimize_cmd(
     fields: dict[str, Any] = {"methods": list(method or ["int8"]), "measure": {"n": n}}
     if sparsity is not None:
         fields["prune"] = {"sparsity": sparsity}
-    run_one_stage("optimize", model, {"source": data, "split": split}, fields, set_, run_dir, runs_dir)
+    run_one_stage("optimize", model, {"source": data, "split": split}, with_push(fields, push_to_hub), set_, run_dir,
+                  runs_dir)
 
 
 def evaluate_cmd(

@@ -151,6 +151,11 @@ class ModelConfig(StageConfig):
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) when source is a hub id.")
     adapter: str | None = Field(None, description="A PEFT adapter directory to attach to the model (LoRA, prompt "
                                 "tuning); the base weights stay untouched.")
+    chat: Literal["auto", "always", "never"] = Field(
+        "auto", description="Use the model in chat form: every stage (prompt lab, generate, evaluate, tune, PPO, DPO, "
+        "constitutional, serve) renders prompts and training examples through its tokenizer's chat template, "
+        "with the loss on assistant turns only. auto: when the tokenizer has a chat template; always: refuse a "
+        "model without one; never: plain text prompts.")
 
 
 class DataConfig(StageConfig):

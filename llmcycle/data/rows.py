@@ -5,6 +5,10 @@ Every split gets two normalised columns beside its own: ``input`` (the text in
 test split gives three). A row is bad when its input is missing, null, not a string or blank,
 when a reference column holds something other than a string (or list of strings), or when
 references are required and it has none.
+
+An input column of conversations (OpenAI's ``messages``: lists of role/content turns) is
+conversational (``llmcycle.data.conversation``): ``input`` is the last user turn, the final assistant
+turn is the first reference, and a malformed turn is a bad row naming the turn.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from llmcycle.data.readers import RawSplit, Row, type_name
 from llmcycle.core.errors import DataError
+from llmcycle.data.conversation import conversation_fields, is_conversation
+from llmcycle.data.readers import RawSplit, Row, type_name
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -47,6 +52,9 @@ def resolve_columns(raw: RawSplit, split: str, cfg: DataConfig) -> tuple[str, li
         raise DataError(
             f"{raw.origin}: unknown input column '{cfg.input_column}'; columns are: {listed} (set input_column)"
         )
+    first = next((r.values.get(cfg.input_column) for r in raw.rows if r.values is not None), None)
+    if is_conversation(first):  # messages: the reference is the final assistant turn (plus any named columns)
+        return cfg.input_column, list(cfg.reference_columns or [])
     refs = list(cfg.reference_columns) if cfg.reference_columns else default_reference_columns(columns)
     for column in refs:
         if column not in columns:
@@ -75,11 +83,16 @@ def normalise_row(values: dict[str, Any], input_column: str, reference_columns: 
         raise BadRow(f"column '{input_column}' is missing")
     if text is None:
         raise BadRow(f"column '{input_column}' is null")
+    references: list[str] = []
+    if isinstance(text, list) and any(isinstance(t, dict) for t in text):  # a conversation (messages)
+        try:
+            text, references = conversation_fields(text, input_column)
+        except ValueError as exc:
+            raise BadRow(str(exc)) from None
     if not isinstance(text, str):
         raise BadRow(f"column '{input_column}' is not a string (got {type_name(text)})")
     if not text.strip():
         raise BadRow(f"column '{input_column}' is empty")
-    references: list[str] = []
     for column in reference_columns:
         value = values.get(column)
         items = value if isinstance(value, list) else [] if value is None else [value]

@@ -32,6 +32,7 @@ from llmcycle.evaluation.toxicity import get_toxicity_scorer
 from llmcycle.generation import generate
 from llmcycle.generation.settings import GenerationSettings
 from llmcycle.models import load_model
+from llmcycle.models.chat import uses_chat
 from llmcycle.prompts import build_prompts, get_template
 from llmcycle.report.charts import bar_chart, histogram
 from llmcycle.report.markdown import md_table
@@ -113,9 +114,10 @@ class EvaluationResult:
     section: str  # Markdown for the report
 
 
-def _prompts(rows: Any, template: str, tokenizer: Any) -> Any:
-    """Zero-shot prompts fitted to the model's input budget (cuts are recorded, never silent)."""
-    return build_prompts(template, rows, tokenizer=tokenizer)
+def _prompts(rows: Any, template: str, loaded: Any) -> Any:
+    """Zero-shot prompts fitted to the model's input budget (cuts are recorded, never silent), in chat form
+    when the model is used so (``llmcycle.prompts.chat``)."""
+    return build_prompts(template, rows, tokenizer=loaded.tokenizer, chat=uses_chat(loaded))
 
 
 def evaluate_models(cfg: EvaluateConfig, rows: Any, out_dir: str | Path,
@@ -163,7 +165,7 @@ def _generate(spec: ModelSpec, rows: Any, cfg: EvaluateConfig, loaded: Any = Non
         loaded = loaded()
     loaded = loaded if loaded is not None else load_model(spec.source, adapter=spec.adapter)
     try:
-        batch = _prompts(rows, cfg.template, loaded.tokenizer)
+        batch = _prompts(rows, cfg.template, loaded)
         preds = generate(loaded, batch.texts, cfg.generation, batch_size=cfg.batch_size,
                          max_input_tokens=batch.summary.max_tokens)
         return batch, list(preds)

@@ -23,6 +23,7 @@ from llmcycle.evaluation import rouge
 from llmcycle.generation import generate
 from llmcycle.generation.presets import PRESETS
 from llmcycle.generation.settings import GenerationSettings
+from llmcycle.models.chat import uses_chat
 from llmcycle.prompts import PromptConfig, build_prompts_from_config, get_template
 
 
@@ -110,12 +111,12 @@ def run_prompt_lab(loaded: Any, rows: Any, pool: Any, cfg: PromptLabConfig, out_
     grid = list(itertools.product(cfg.templates, cfg.shots, settings))
     for i, (template, k, gen_label) in enumerate(grid, 1):
         pcfg = PromptConfig(template=template, n_shots=k, selection=cfg.selection if k else "first",
-                            seed=cfg.seed, max_input_tokens=cfg.max_input_tokens)
+                            seed=cfg.seed, max_input_tokens=cfg.max_input_tokens, chat=uses_chat(loaded))
         batch = build_prompts_from_config(pcfg, rows, tokenizer=loaded.tokenizer, pool=pool if k else None)
         say(f"[{i}/{len(grid)}] {template}, {k}-shot, {gen_label}: {batch.summary.describe()}")
         t0 = time.perf_counter()
         settings_k = settings[gen_label]
-        if k and not settings_k.stop:  # the shot separator ends an answer
+        if k and not settings_k.stop and not pcfg.chat:  # the shot separator ends an answer (chat: its turn does)
             settings_k = settings_k.model_copy(update={"stop": [pcfg.separator]})
         preds = generate(loaded, batch.texts, settings_k, batch_size=cfg.batch_size,
                          max_input_tokens=batch.summary.max_tokens)

@@ -7,8 +7,14 @@
   a CPU.
 * ``tiny-t5``, ``tiny-bart``, ``tiny-gpt2``, ``tiny-llama``: randomly initialised (seeded) models of
   those real families, a few million parameters, for tests and fast demos. Untrained.
+* ``tiny-chat``: a randomly initialised Llama-family causal model whose tokenizer carries a chat
+  template (ChatML, as Qwen's instruct models) and whose generation config stops on two end ids,
+  ``<|im_end|>`` and ``[SEP]`` (Qwen lists two as well): the offline stand-in for an instruct model,
+  so the chat path (templates, loss on assistant turns, end-of-turn stops) is tested without a hub.
+  Not the Qwen2 family: transformers 5 reloads a saved ``qwen2`` model's tokenizer as ``Qwen2Tokenizer``
+  (byte-level BPE rebuilt over the WordPiece vocabulary), which splits every word into letters.
 
-All share the offline tokenizer of ``llmcycle.models.tokenizer``.
+All share the offline tokenizer of ``llmcycle.models.tokenizer`` (the chat builtin adds its turn markers).
 """
 
 from __future__ import annotations
@@ -33,6 +39,12 @@ class Builtin:
     description: str
     pretrained: bool
     build: Callable[[Any], Any]  # tokenizer -> model
+    tokenizer_kind: str | None = None  # offline_tokenizer's kind when not the model kind (``chat``)
+
+    @property
+    def tok_kind(self) -> str:
+        """The kind of offline tokenizer this builtin uses."""
+        return self.tokenizer_kind or self.kind
 
 
 @contextmanager
@@ -130,6 +142,23 @@ def _tiny(config_cls_name: str, model_cls_name: str, **cfg: Any) -> Callable[[An
     return build
 
 
+def _tiny_chat(**cfg: Any) -> Callable[[Any], Any]:
+    """A tiny Llama model whose generation config ends a turn at ``<|im_end|>`` or ``[SEP]``."""
+    inner = _tiny("LlamaConfig", "LlamaForCausalLM", **cfg)
+
+    def build(tokenizer: Any) -> Any:
+        model = inner(tokenizer)
+        end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        model.config.eos_token_id = end
+        model.generation_config.eos_token_id = [end, tokenizer.sep_token_id]
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.generation_config.bos_token_id = tokenizer.cls_token_id
+        return model
+
+    build.config = inner.config  # type: ignore[attr-defined]
+    return build
+
+
 BUILTINS: dict[str, Builtin] = {
     b.name: b
     for b in [
@@ -149,6 +178,10 @@ BUILTINS: dict[str, Builtin] = {
                 _tiny("LlamaConfig", "LlamaForCausalLM", hidden_size=64, intermediate_size=128,
                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                       max_position_embeddings=512)),
+        Builtin("tiny-chat", "causal", "Llama family, 2 layers, d=64, ChatML chat template, random", False,
+                _tiny_chat(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                           num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True),
+                tokenizer_kind="chat"),
     ]
 }
 
@@ -158,7 +191,7 @@ def builtin_config(name: str) -> Any:
     import transformers
 
     spec = get_builtin(name)
-    tokenizer = offline_tokenizer(spec.kind)
+    tokenizer = offline_tokenizer(spec.tok_kind)
     if spec.name == "minilm-seq2seq":
         path = minilm_path()
         encoder = transformers.AutoConfig.from_pretrained(path, vocab_size=len(tokenizer))
@@ -166,7 +199,10 @@ def builtin_config(name: str) -> Any:
                                                           add_cross_attention=True)
         return transformers.EncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
     config_cls, kwargs = spec.build.config  # type: ignore[attr-defined]
-    return getattr(transformers, config_cls)(vocab_size=len(tokenizer), **special_ids(tokenizer), **kwargs)
+    ids = special_ids(tokenizer)
+    if spec.tok_kind == "chat":
+        ids["eos_token_id"] = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    return getattr(transformers, config_cls)(vocab_size=len(tokenizer), **ids, **kwargs)
 
 
 def get_builtin(name: str) -> Builtin:

@@ -152,7 +152,7 @@ def load_tokenizer(source: str) -> Any:
     from pathlib import Path
 
     if source.startswith("builtin:"):
-        return offline_tokenizer(get_builtin(source).kind)
+        return offline_tokenizer(get_builtin(source).tok_kind)
     from transformers import AutoTokenizer
 
     if Path(source).is_dir():

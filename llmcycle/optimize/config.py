@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from llmcycle.core.config import StageConfig
 from llmcycle.generation.settings import GenerationSettings
+from llmcycle.models.hub import HubOptions, hub_field
 from llmcycle.tuning.config import Patterns, TuneConfig
 
 Method = Literal["fp16", "bf16", "int8", "bnb8", "bnb4", "prune", "distil", "merge"]
@@ -106,6 +107,14 @@ class OptimizeConfig(StageConfig):
         None, description="In a recipe, the variant the stages after this one receive (e.g. int8, so serve serves "
         "what would be deployed); one of methods. None: they receive the model this stage started from. A merge "
         "with nothing to merge hands on that model too.")
+    hub: HubOptions = hub_field()
+
+    @property
+    def pushed(self) -> str | None:
+        """The variant ``hub.push`` publishes: ``hand_on``, else the only method (None: no push)."""
+        if not self.hub.push:
+            return None
+        return self.hand_on or (self.methods[0] if len(self.methods) == 1 else None)
 
     @model_validator(mode="after")
     def _distinct(self) -> OptimizeConfig:
@@ -116,4 +125,9 @@ class OptimizeConfig(StageConfig):
             raise ValueError(f"hand_on: {self.hand_on} is not one of methods {self.methods}")
         if self.hand_on is not None and not self.save:
             raise ValueError("hand_on: a variant can only be handed on when it is saved; set save: true")
+        if self.hub.push and not self.save:
+            raise ValueError("hub.push: a variant can only be pushed when it is saved; set save: true")
+        if self.hub.push and self.pushed is None:
+            raise ValueError(f"hub.push: several variants are built ({', '.join(self.methods)}); set hand_on to the "
+                             "one to push")
         return self

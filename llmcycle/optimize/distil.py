@@ -27,6 +27,7 @@ from llmcycle.core.errors import OptimizeError
 from llmcycle.generation import GenerationSettings, generate
 from llmcycle.models.adapters import is_peft
 from llmcycle.models.builtins import seeded
+from llmcycle.models.chat import uses_chat
 from llmcycle.optimize.config import DistilOptions
 from llmcycle.prompts import build_prompts
 from llmcycle.tuning import train
@@ -146,7 +147,8 @@ def _generated_targets(teacher: Any, train_rows: Any, opts: DistilOptions) -> li
                                                           * cfg.grad_accum)
     rows = [dict(train_rows[i]) for i in range(n)]
     template = cfg.templates[0]
-    prompts = build_prompts(template, rows, tokenizer=teacher.tokenizer, max_input_tokens=cfg.max_input_tokens).texts
+    prompts = build_prompts(template, rows, tokenizer=teacher.tokenizer, max_input_tokens=cfg.max_input_tokens,
+                            chat=uses_chat(teacher)).texts
     log.info("distil: the teacher summarises %d training inputs (sequence-level targets)", n)
     outs = generate(teacher, prompts, GenerationSettings(max_new_tokens=cfg.max_target_tokens), batch_size=16,
                     progress=True, truncate=True)

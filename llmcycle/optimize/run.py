@@ -28,6 +28,9 @@ from llmcycle.core.errors import OptimizeError
 from llmcycle.core.files import atomic_write_json, config_hash
 from llmcycle.models import load_model
 from llmcycle.models.adapters import is_peft, merge_adapter
+from llmcycle.models.card import keep_user_card, write_model_card
+from llmcycle.models.chat import uses_chat
+from llmcycle.models.hub import push_folder
 from llmcycle.models.quantized import check_bnb, load_bnb
 from llmcycle.optimize.config import OptimizeConfig
 from llmcycle.optimize.distil import distil
@@ -188,7 +191,7 @@ def run_optimize(loaded: Any, rows: Any, cfg: OptimizeConfig | dict[str, Any], o
                               else list(rows)[: cfg.measure.n])]
     if not rows:
         raise OptimizeError("optimize: no evaluation rows")
-    prompts = build_prompts(cfg.measure.template, rows, tokenizer=loaded.tokenizer).texts
+    prompts = build_prompts(cfg.measure.template, rows, tokenizer=loaded.tokenizer, chat=uses_chat(loaded)).texts
     refs = [list(r["references"]) for r in rows]
 
     key = config_hash({"measure": cfg.measure.model_dump(mode="json"), "model": loaded.source})
@@ -239,6 +242,7 @@ def run_optimize(loaded: Any, rows: Any, cfg: OptimizeConfig | dict[str, Any], o
                     tmp = folder / ".model.tmp"
                     remove_tree(tmp)
                     save_variant(variant, tmp)
+                    keep_user_card(target, tmp)  # a README.md of the user's own survives
                     remove_tree(target)
                     tmp.rename(target)
                 saved = target
@@ -246,9 +250,21 @@ def run_optimize(loaded: Any, rows: Any, cfg: OptimizeConfig | dict[str, Any], o
             found = measure(variant, prompts, refs, cfg.measure, method, saved, details)
             atomic_write_json(folder / "measure.json", {"config_hash": mkey, "measurement": found.to_dict(),
                                                          "config": _method_config(cfg, method)})
+            if saved is not None:  # the card carries the variant's figures beside the unoptimised model's
+                figures = {k: v for k, v in _row(found, compare(baseline, found)).items() if k != "model"}
+                write_model_card(saved, name=method, base=loaded.origin or loaded.source, stage="optimize",
+                                 method=method, settings=_method_config(cfg, method),
+                                 repo_id=cfg.hub.repo_id if cfg.pushed == method else None,
+                                 metrics=figures | {"baseline rouge1": baseline.rouge1,
+                                                    "baseline size_mb": round(baseline.size_mb, 1)})
             del variant
         variants[method] = found
         changes[method] = compare(baseline, found)
     result = OptimizeResult(baseline, variants, changes, str(out), skipped)
     atomic_write_json(out / "optimize_result.json", result.to_dict() | {"table": result.table()})
+    if cfg.pushed is not None:  # saved, measured and described first: a push that fails leaves all that in place
+        if cfg.pushed in skipped:
+            raise OptimizeError(f"optimize.hub.push: {cfg.pushed} was skipped ({skipped[cfg.pushed]}); nothing "
+                                "was pushed")
+        push_folder(out / cfg.pushed / "model", cfg.hub, where="optimize.hub")
     return result

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from llmcycle.core.config import StageConfig
 from llmcycle.core.tracking import ReportTo, report_to_field
+from llmcycle.models.hub import HubOptions, hub_field
 
 Family = Literal["gpt2", "llama", "bert", "t5"]
 Objective = Literal["clm", "mlm", "span"]
@@ -101,6 +102,7 @@ class PretrainConfig(StageConfig):
     keep_checkpoints: int | None = Field(1, gt=0, description="Newest checkpoints kept; None keeps all.")
     log_every: int = Field(10, gt=0, description="Record the training loss every this many steps.")
     report_to: ReportTo = report_to_field()
+    hub: HubOptions = hub_field()
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Mixed precision: bf16 needs a GPU that "
                                                       "supports it or a CPU; fp16 needs CUDA.")
     seed: int = Field(42, description="Seed for initialisation, masking and data order.")

@@ -55,7 +55,7 @@ def scratch_tokenizer(cfg: PretrainConfig, objective: str) -> Any:
     elif cfg.tokenizer.startswith("builtin:"):
         from llmcycle.models.builtins import get_builtin
 
-        tok = offline_tokenizer(get_builtin(cfg.tokenizer).kind if objective == "clm" else "seq2seq")
+        tok = offline_tokenizer(get_builtin(cfg.tokenizer).tok_kind if objective == "clm" else "seq2seq")
     else:
         path = Path(cfg.tokenizer).expanduser()
         if cfg.tokenizer.startswith((".", "/", "~")) and not path.is_dir():

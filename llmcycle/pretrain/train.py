@@ -34,6 +34,8 @@ from llmcycle.core.files import atomic_write_json
 from llmcycle.core.tracking import Tracking, tracking_callback
 from llmcycle.estimate.compute import training_flops
 from llmcycle.estimate.measure import matmul_peak_flops
+from llmcycle.models.card import write_model_card
+from llmcycle.models.hub import push_folder
 from llmcycle.models.loader import LoadedModel
 from llmcycle.pretrain.config import PretrainConfig
 from llmcycle.pretrain.data import BlockDataset, Collator, general_texts, pack
@@ -252,7 +254,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, texts: Sequence[str], 
         steps = max(1, math.ceil(cfg.epochs * len(train_packed.blocks) / (cfg.batch_size * cfg.grad_accum * world)))
     mine = cfg.model_dump(mode="json")
     check_same_run(out, "pretrain_config.json", mine, PretrainConfig().model_dump(mode="json"),
-                   ignore={"report_to"}, resume=resume, what="pre-training run", main_process=is_main_process())
+                   ignore={"report_to", "hub"}, resume=resume, what="pre-training run", main_process=is_main_process())
     dataset = BlockDataset(train_packed.blocks, steps * cfg.batch_size * cfg.grad_accum * world)
     found = last_checkpoint(out / "checkpoints")
     before_file = out / "before.json"
@@ -320,7 +322,19 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, texts: Sequence[str], 
                                     "causal", str(model_dir), target.family, origin=str(model_dir))
     if trainer.is_world_process_zero():
         _write_outputs(out, result)
+        metrics = {"optimizer steps": result.steps, "tokens trained on": tokens, "corpus tokens": train_packed.tokens,
+                   "parameters": n, "training seconds": result.seconds, "tokens/s": result.tokens_per_s,
+                   "MFU": result.mfu, **{f"held-out loss, {k}, before": v for k, v in (before or {}).items()},
+                   **{f"held-out loss, {k}, after": v for k, v in after.items()}}
+        if train_loss:
+            metrics["train_loss"] = train_loss[-1][1]
+        write_model_card(model_dir, name=f"pretrained-{target.objective}", stage="pretrain", method=target.objective,
+                         base=loaded.source if cfg.init == "received" and loaded is not None else None,
+                         metrics=metrics, settings=cfg.model_dump(mode="json", exclude={"hub"}),
+                         repo_id=cfg.hub.repo_id if cfg.hub.push else None)
     trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():  # saved and described first: a push that fails leaves all that in place
+        push_folder(model_dir, cfg.hub, where="pretrain.hub")
     log.info("pretrain: %d steps, %s tokens in %.0f s (%.0f tokens/s, MFU %.1f%% of a measured %.1f GFLOP/s); "
              "total %.0f s", result.steps, f"{tokens:,}", seconds, tps, 100 * result.mfu, peak / 1e9,
              time.perf_counter() - start)

@@ -23,15 +23,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from llmcycle.core.errors import LLMCycleError
+from llmcycle.core.errors import ConfigError, LLMCycleError
 from llmcycle.core.files import atomic_write_json, atomic_write_text, config_hash
 from llmcycle.core.lock import LOCK_NAME, FolderLock, FolderLocked
 from llmcycle.data import load_data_from_config
 from llmcycle.models.card import write_model_card
+from llmcycle.models.hub import push_folder
 from llmcycle.recipe.plan import Step, plan_recipe
 from llmcycle.recipe.recipe import Recipe
 from llmcycle.recipe.report import write_run_report
 from llmcycle.recipe.rundir import RunDir
+from llmcycle.recipe.template_check import check_recipe, recipe_pairs
 from llmcycle.stages import ModelHandoff, StageContext, StageOutput
 
 log = logging.getLogger("llmcycle")
@@ -181,14 +183,17 @@ def _run(recipe: Recipe, run: RunDir, selected: set[int], say: Callable[[str], N
     loaded: Any = None  # the model the last stage left in memory ...
     loaded_for: ModelHandoff | None = None  # ... and which hand-off it is
     made: list[str] = []  # config hashes of the stages that handed on a model so far
+    unpushed: list[LLMCycleError] = []  # pushes that failed: the run goes on, and fails with the first at the end
     for step in steps:
         name = step.name
-        h = config_hash({"stage": step.cfg, "model": recipe.model, "data": recipe.data, "upstream": made})
+        h = config_hash({"stage": _settings(step), "model": recipe.model, "data": recipe.data, "upstream": made})
         if step.hands_on_new:
             made = [*made, h]
         if step.index not in selected or run.stage_done(name, h):
             if step.index in selected:
                 say(f"[{name}] already done with this config: skipped")
+                if main and _pushes_here(step):  # e.g. resumed after a push that failed
+                    _push(step, run.path, say, unpushed)
             if step.hands_on_new:
                 loaded, loaded_for = None, None
             continue
@@ -202,8 +207,12 @@ def _run(recipe: Recipe, run: RunDir, selected: set[int], say: Callable[[str], N
         t0 = time.perf_counter()
         folder = run.file(name)
         folder.mkdir(parents=True, exist_ok=True)
+        # the runner pushes a handed-on model itself, after its card below; the stage only saves it
+        cfg = step.cfg.model_copy(update={"hub": step.cfg.hub.model_copy(update={"push": False})}) \
+            if _pushes_here(step) else step.cfg
         try:
-            out = step.stage.run(ctx, step.cfg, folder)
+            _check_templates(step, steps, ctx, say)
+            out = step.stage.run(ctx, cfg, folder)
         except LLMCycleError as exc:
             if main and run.new and not run.any_done() and not _has_files(folder):
                 run.remove_if_created()  # refused before any work: leave nothing behind
@@ -216,6 +225,8 @@ def _run(recipe: Recipe, run: RunDir, selected: set[int], say: Callable[[str], N
             if step.hands_on_new:
                 _write_card(step, recipe, out.section)
             run.mark_done(name, h, {"seconds": round(time.perf_counter() - t0, 2)})
+            if _pushes_here(step):  # after mark_done: a push that fails is retried by resuming, without the work
+                _push(step, run.path, say, unpushed)
         say(f"[{name}] done in {time.perf_counter() - t0:.1f}s")
         if step.hands_on_new:
             loaded, loaded_for = out.loaded, step.handoff if out.loaded is not None else None
@@ -226,7 +237,24 @@ def _run(recipe: Recipe, run: RunDir, selected: set[int], say: Callable[[str], N
             loaded, loaded_for = (ctx._loaded, step.incoming) if ctx.has_loaded_model else (loaded, loaded_for)
     if main:
         write_run_report(run.path, recipe, steps)
+    if unpushed:  # everything is saved and reported; the command still fails, naming the option
+        raise unpushed[0]
     return run
+
+
+def _check_templates(step: Step, steps: list[Step], ctx: StageContext, say: Callable[[str], None]) -> None:
+    """Before a ``tune`` stage trains: the template contract with every later stage that prompts its model
+    (``llmcycle.recipe.template_check``); a mismatch fails before training, naming both renderings."""
+    pairs = [p for p in recipe_pairs(steps) if p[0] is step]
+    if not pairs:
+        return
+    data = ctx.data
+    rows = data["train"] if "train" in data else data[next(iter(data))]
+    problems = check_recipe(ctx.model, rows, steps, only=step)
+    if problems:
+        raise ConfigError("template check failed (the model would be trained on other prompt tokens than it is "
+                          "evaluated or served with): " + "; ".join(problems))
+    say(f"[{step.name}] template check: {', '.join(p[1].name for p in pairs)} prompt with the tokens it trains on")
 
 
 def _write_card(step: Step, recipe: Recipe, section: str) -> None:
@@ -240,7 +268,35 @@ def _write_card(step: Step, recipe: Recipe, section: str) -> None:
         f"{step.incoming.source} + {step.incoming.adapter}"
     write_model_card(folder, name=handoff.label, base=base, what=handoff.what, stage=step.name,
                      method=getattr(step.cfg, "method", None) or handoff.label, data=recipe.data.source,
-                     results=section, settings=step.cfg.model_dump(mode="json"), adapter=handoff.form == "adapter")
+                     results=section, settings=_settings(step), adapter=handoff.form == "adapter",
+                     repo_id=step.cfg.hub.repo_id if _pushes_here(step) else None)
+
+
+def _settings(step: Step) -> dict[str, Any]:
+    """The stage's settings that make its output (its ``hub`` block, where to publish it, is not one of them:
+    changing it re-runs nothing)."""
+    return step.cfg.model_dump(mode="json", exclude={"hub"})
+
+
+def _pushes_here(step: Step) -> bool:
+    """Whether the runner pushes what ``step`` hands on (its ``hub.push``); a stage that hands on no new model
+    pushes what it saved itself (``align`` with ``hand_on: false``, ``optimize`` without ``hand_on``)."""
+    hub = getattr(step.cfg, "hub", None)
+    return bool(hub is not None and hub.push and step.hands_on_new)
+
+
+def _push(step: Step, run_path: Path, say: Callable[[str], None], failed: list[LLMCycleError]) -> None:
+    """Push the model ``step`` handed on, with its card, as its ``hub`` block says; a failure is said and added
+    to ``failed`` (the stages after it still run on the saved model)."""
+    try:
+        url = push_folder(step.handoff.source, step.cfg.hub, where=f"{step.kind}.hub")
+    except LLMCycleError as exc:
+        say(f"[{step.name}] not pushed: {exc}")
+        error = LLMCycleError(f"stage {step.name}: {exc} (or resume with: llmcycle run --run-dir {run_path})")
+        error.__cause__ = exc  # --debug shows the Hub client's own error
+        failed.append(error)
+        return
+    say(f"[{step.name}] pushed {step.handoff.label} to {url}")
 
 
 def _has_files(folder: Path) -> bool:

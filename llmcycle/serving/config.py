@@ -6,6 +6,7 @@ Every field is documented once, here; the CLI options of ``llmcycle serve`` map 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -28,6 +29,10 @@ class ServeConfig(StageConfig):
                                      "by its name.")
     device: Device = Field("cpu", description="Where the model runs; 'auto' picks cuda when available.")
     dtype: Dtype = Field("fp32", description="Parameter dtype of the base model.")
+    chat: Literal["auto", "always", "never"] = Field(
+        "auto", description="Render /v1/chat/completions messages with the tokenizer's chat template (auto: when it "
+        "has one; always: refuse a model without one; never: plain role: content blocks), as the recipe's "
+        "model.chat does for every other stage.")
     host: str = Field("127.0.0.1", min_length=1, description="Interface to listen on (0.0.0.0: every interface).")
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port, printed at start).")
     batching: bool = Field(True, description="Batch concurrent compatible requests dynamically; false serves one "

@@ -9,7 +9,8 @@ under a running batch, and a batch only ever holds requests for one served name.
 Prompts are counted and rendered on the event loop with a private copy of the tokenizer: a fast
 tokenizer's Rust backend must not be used from two threads at once.
 
-Chat messages become one prompt: with the tokenizer's chat template when it has one; otherwise a
+Chat messages become one prompt through the one chat path (``llmcycle.prompts.chat``): with the
+tokenizer's chat template when the model is used in chat form (``model.chat``); otherwise a
 single user message is the prompt as it is (so chat and completions agree on seq2seq summarisers),
 and several messages are joined as ``role: content`` blocks separated by blank lines, with an
 ``assistant:`` cue at the end for decoder-only models.
@@ -28,6 +29,7 @@ from llmcycle.generation import generate_detailed
 from llmcycle.generation.engine import input_limit
 from llmcycle.models import load_model
 from llmcycle.models.adapters import is_peft, load_adapter, switch_adapter
+from llmcycle.prompts.chat import chat_prompt, plain_chat_prompt, uses_chat
 from llmcycle.serving.config import ServeConfig
 
 log = logging.getLogger("llmcycle.serving")
@@ -46,7 +48,7 @@ class ServedModels:
     def load(cls, config: ServeConfig, loaded: Any = None) -> "ServedModels":
         """Load ``config.model`` (or take ``loaded``) and attach ``config.adapters`` under their names."""
         if loaded is None:
-            loaded = load_model(config.model, device=config.device, dtype=config.dtype)
+            loaded = load_model(config.model, device=config.device, dtype=config.dtype, chat=config.chat)
         if loaded.kind not in ("seq2seq", "causal"):
             raise ModelSourceError(f"{config.model} is a {loaded.kind} model; serving needs a seq2seq or causal LM")
         routes: dict[str, str | None] = {config.name: loaded.model.active_adapter if is_peft(loaded.model) else None}
@@ -90,14 +92,10 @@ class ServedModels:
 
     def chat_prompt(self, messages: Sequence[tuple[str, str]]) -> str:
         """``[(role, content), ...]`` rendered as one prompt (see the module docstring)."""
-        tok = self._counter
-        if getattr(tok, "chat_template", None):
-            return tok.apply_chat_template([{"role": r, "content": c} for r, c in messages],
-                                           add_generation_prompt=True, tokenize=False)
-        if len(messages) == 1 and messages[0][0] == "user":
-            return messages[0][1]
-        text = "\n\n".join(f"{role}: {content}" for role, content in messages)
-        return text + "\n\nassistant:" if self.kind == "causal" else text
+        turns = [{"role": r, "content": c} for r, c in messages]
+        if uses_chat(self.loaded):
+            return chat_prompt(self._counter, turns)
+        return plain_chat_prompt(turns, self.kind == "causal")
 
     # ---- model-thread side -------------------------------------------------------------------
 

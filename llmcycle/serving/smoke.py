@@ -117,9 +117,13 @@ class SmokeResult:
         return not self.problems
 
 
-def smoke_test(loaded: Any, prompts: list[str], cfg: SmokeConfig | dict[str, Any], out_dir: str | Path
-               ) -> SmokeResult:
-    """Run the smoke test (see the module docstring); writes ``serve_smoke.json`` under ``out_dir``."""
+def smoke_test(loaded: Any, prompts: list[str], cfg: SmokeConfig | dict[str, Any], out_dir: str | Path,
+               user_texts: list[str] | None = None) -> SmokeResult:
+    """Run the smoke test (see the module docstring); writes ``serve_smoke.json`` under ``out_dir``.
+
+    ``user_texts``: for a model used in chat form, what each prompt says as the user turn (``prompts`` are
+    then their chat renderings); the streamed chat request sends that text, which the server renders
+    through the same chat path, so its answer must equal the offline one."""
     import httpx
 
     from llmcycle.serving.app import create_app  # FastAPI, torch: only when the smoke test runs
@@ -149,7 +153,7 @@ def smoke_test(loaded: Any, prompts: list[str], cfg: SmokeConfig | dict[str, Any
         chunks: list[str] = []
         first = next((i for i, o in enumerate(offline) if o), 0)  # a prompt with something to stream
         with client.stream("POST", "/v1/chat/completions", json={
-                "model": "base", "messages": [{"role": "user", "content": prompts[first]}], **cfg.request_fields(),
+                "model": "base", "messages": [{"role": "user", "content": (user_texts or prompts)[first]}], **cfg.request_fields(),
                 "stream": True}) as r:
             for line in r.iter_lines():
                 if line.startswith("data: ") and line != "data: [DONE]":

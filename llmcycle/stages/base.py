@@ -99,10 +99,10 @@ class ModelHandoff:
         """The model, loaded with the recipe's dtype and device (a quantised model stays on the CPU)."""
         if not self.produced:
             return load_model(model.source, weights=model.weights, dtype=model.dtype, device=model.device,
-                              revision=model.revision, adapter=model.adapter)
+                              revision=model.revision, adapter=model.adapter, chat=model.chat)
         if self.form == "quantized":
-            return load_model(self.source)
-        return load_model(self.source, dtype=self.dtype or model.dtype, device=model.device)
+            return load_model(self.source, chat=model.chat)
+        return load_model(self.source, dtype=self.dtype or model.dtype, device=model.device, chat=model.chat)
 
 
 def adapter_type(path: str | Path) -> str | None:

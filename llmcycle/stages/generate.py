@@ -11,6 +11,7 @@ from llmcycle.core.config import StageConfig
 from llmcycle.core.files import atomic_write_jsonl
 from llmcycle.generation import generate
 from llmcycle.generation.settings import GenerationSettings
+from llmcycle.models.chat import uses_chat
 from llmcycle.prompts import build_prompts
 from llmcycle.report import md_table
 from llmcycle.stages.base import BaseStage, StageContext, register_stage
@@ -43,7 +44,7 @@ class Generate(BaseStage):
         if split not in data:
             split = list(data.keys())[-1]
         rows = data[split].select(range(min(cfg.n_examples, len(data[split]))))
-        prompts = build_prompts(cfg.template, rows, tokenizer=ctx.model.tokenizer)
+        prompts = build_prompts(cfg.template, rows, tokenizer=ctx.model.tokenizer, chat=uses_chat(ctx.model))
         with Progress(transient=True) as bar:
             task = bar.add_task(f"generating {len(rows)} outputs", total=len(rows))
             preds = generate(ctx.model, prompts.texts, cfg.generation, batch_size=cfg.batch_size,

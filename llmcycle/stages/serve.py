@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmcycle.prompts import build_prompts
+from llmcycle.models.chat import uses_chat
+from llmcycle.prompts import build_prompts, get_template
 from llmcycle.serving.smoke import SmokeConfig, SmokeResult, smoke_test
 from llmcycle.stages.base import BaseStage, Glance, StageContext, register_stage
 
@@ -27,8 +28,10 @@ class Serve(BaseStage):
         rows = ctx.eval_rows()
         rows = [dict(rows[i]) for i in range(min(cfg.requests, len(rows)))]
         loaded = ctx.model
-        prompts = build_prompts(cfg.template, rows, tokenizer=loaded.tokenizer).texts
-        result = smoke_test(loaded, prompts, cfg, out)
+        chat = uses_chat(loaded)
+        prompts = build_prompts(cfg.template, rows, tokenizer=loaded.tokenizer, chat=chat).texts
+        users = [get_template(cfg.template).render(r) for r in rows] if chat else None
+        result = smoke_test(loaded, prompts, cfg, out, users)
         return smoke_section(result, ctx.incoming.describe())
 
     def glance(self, folder: Path, cfg: SmokeConfig) -> Glance:

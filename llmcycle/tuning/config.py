@@ -9,6 +9,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from llmcycle.core.config import DataConfig, StageConfig
 from llmcycle.core.tracking import ReportTo, report_to_field
+from llmcycle.models.hub import HubOptions, hub_field
 
 Method = Literal["full", "lora", "qlora", "prompt_tuning", "selective"]
 
@@ -112,6 +113,7 @@ class TuneConfig(StageConfig):
     keep_checkpoints: int | None = Field(2, gt=0, description="Newest checkpoints kept; None keeps all.")
     log_every: int = Field(10, gt=0, description="Record the training loss every this many steps.")
     report_to: ReportTo = report_to_field()
+    hub: HubOptions = hub_field()
     seed: int = Field(42, description="Seed for initialisation, dropout and data order.")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Mixed precision: bf16 needs a GPU that "
                                                       "supports it or a CPU; fp16 needs CUDA.")

@@ -30,7 +30,11 @@ from llmcycle.core.errors import ConfigError, DataError
 from llmcycle.core.files import atomic_write_json
 from llmcycle.core.tracking import Tracking, tracking_callback
 from llmcycle.data import load_data_from_config
+from llmcycle.generation.engine import eos_token_ids
 from llmcycle.models.adapters import is_peft, merge_adapter
+from llmcycle.models.card import adapter_base, keep_user_card, write_model_card
+from llmcycle.models.chat import uses_chat
+from llmcycle.models.hub import push_folder
 from llmcycle.report.charts import line_chart
 from llmcycle.tuning.config import TuneConfig
 from llmcycle.tuning.data import PadCollator, build_dataset
@@ -172,7 +176,7 @@ def _check_same_run(out: Path, cfg: TuneConfig, resume: bool) -> None:
     """A run directory resumes only with the config it started with (option blocks its method never reads
     may differ); ``resume=False`` starts over. Every process checks; only the main one deletes or writes."""
     mine = cfg.model_dump(mode="json")
-    unread = {k for k, methods in _METHOD_BLOCKS.items() if mine["method"] not in methods} | {"report_to"}
+    unread = {k for k, methods in _METHOD_BLOCKS.items() if mine["method"] not in methods} | {"report_to", "hub"}
     check_same_run(out, "tune_config.json", mine, TuneConfig().model_dump(mode="json"), ignore=unread,
                    resume=resume, what="run", main_process=is_main_process())
 
@@ -218,13 +222,15 @@ def _history(log_history: list[dict[str, Any]]) -> tuple[list[tuple[int, float]]
 
 
 def save_final(model: Any, tokenizer: Any, target: Path) -> Path:
-    """Save the model (or adapter) and tokenizer to ``target`` via a temporary folder and a rename."""
+    """Save the model (or adapter) and tokenizer to ``target`` via a temporary folder and a rename (a
+    ``README.md`` of the user's own in ``target`` is carried over; the callers write the model card)."""
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     # peft compares the embeddings with the base's hub config; builtin: sources have none, and
     # the vocabulary never changes here
     model.save_pretrained(str(tmp), **({"save_embedding_layers": False} if is_peft(model) else {}))
     tokenizer.save_pretrained(str(tmp))
+    keep_user_card(target, tmp)
     old = target.with_name(f".{target.name}.old")
     if target.exists():
         shutil.rmtree(old, ignore_errors=True)
@@ -275,7 +281,8 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
     check_positions(loaded, cfg)
     tok = loaded.tokenizer
     shape = {"tokenizer": tok, "kind": loaded.kind, "templates": cfg.templates,
-             "max_input_tokens": cfg.max_input_tokens, "max_target_tokens": cfg.max_target_tokens}
+             "max_input_tokens": cfg.max_input_tokens, "max_target_tokens": cfg.max_target_tokens,
+             "chat": uses_chat(loaded), "stop_ids": eos_token_ids(loaded.model, tok)}
     mixed = None
     if cfg.mix:
         train_rows, mixed = mixed_rows(train_rows, cfg)
@@ -342,7 +349,17 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
                         asdict(mixed) if mixed else None, round(peak_rss_mb(), 1), loaded)
     if trainer.is_world_process_zero():
         _write_outputs(out, result, cfg)
+        write_model_card(model_dir, name=f"tuned-{cfg.method}", base=adapter_base(model_dir) or loaded.source,
+                         stage="tune", method=cfg.method, settings=cfg.model_dump(mode="json", exclude={"hub"}),
+                         repo_id=cfg.hub.repo_id if cfg.hub.push else None,
+                         metrics={"optimizer steps": result.steps, "training rows": len(train_ds),
+                                  "validation rows": len(eval_ds) if eval_ds is not None else None,
+                                  "trainable parameters": f"{prepared.trainable:,} of {prepared.total:,} "
+                                                          f"({prepared.pct:.2f}%)", **metrics,
+                                  "training seconds": result.seconds})
     trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():  # saved and described first: a push that fails leaves all that in place
+        push_folder(model_dir, cfg.hub, where="tune.hub")
     return result
 
 

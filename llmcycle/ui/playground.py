@@ -39,6 +39,7 @@ from llmcycle.data import load_data
 from llmcycle.evaluation.rouge import rouge_per_example
 from llmcycle.generation import GenerationSettings, generate_detailed
 from llmcycle.models import load_model
+from llmcycle.models.chat import uses_chat
 from llmcycle.prompts import FirstShots, RandomShots, build_prompts, get_template
 from llmcycle.ui.runs import find_model
 
@@ -260,7 +261,7 @@ class Playground:
             models.append(loaded)
             try:
                 prompts.append(build_prompts(req.template, rows, tokenizer=loaded.tokenizer, shots=selector,
-                                             max_input_tokens=req.max_input_tokens))
+                                             max_input_tokens=req.max_input_tokens, chat=uses_chat(loaded)))
             except LLMCycleError as exc:  # a template field the rows lack, a budget too small for the template
                 raise FieldErrors({"template": str(exc)}) from None
         return Prepared(req, settings, rows, models, prompts)
