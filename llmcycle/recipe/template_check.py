@@ -12,8 +12,8 @@ One example is rendered three ways, by the code that does each job:
 The three token sequences must be equal, and the training labels must end with a token the generation
 config stops on (else the tuned model never learns to stop where generation would). A mismatch names
 the two renderings and the first differing token. ``llmcycle check-template MODEL`` runs it on one
-model; ``llmcycle run`` runs it before any work for every ``tune`` stage followed by a stage that
-prompts the tuned model with a template (evaluate, generate, optimize's measurement, serve).
+model; ``llmcycle run`` runs it before every ``tune`` stage trains, for each later stage that prompts the
+tuned model with a row template (evaluate, generate, optimize's measurement, serve).
 """
 
 from __future__ import annotations
@@ -137,6 +137,10 @@ def example_row(rows: Any) -> Mapping[str, Any]:
     return min(candidates, key=lambda r: len(str(r.get("input", ""))))
 
 
+PROMPTING = ("evaluate", "generate", "optimize", "serve")  # stages that prompt a model with a row template (the
+# application stages' templates, react's or pal's, build their own prompts around other fields)
+
+
 def prompting_template(cfg: Any) -> str | None:
     """The template a stage prompts its model with: ``template`` (evaluate, generate, serve) or
     ``measure.template`` (optimize); None for stages that do not prompt with one."""
@@ -158,6 +162,8 @@ def recipe_pairs(steps: Sequence[Any]) -> list[tuple[Any, Any, str]]:
         for later in steps[i + 1:]:
             if later.kind == "tune":
                 break
+            if later.kind not in PROMPTING:
+                continue
             template = prompting_template(later.cfg)
             if template is not None:
                 pairs.append((step, later, template))

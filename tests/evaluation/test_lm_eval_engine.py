@@ -125,7 +125,8 @@ def test_registered_and_built_from_an_arg_string(lm_eval, wrapper):
     assert get_model("llmcycle") is wrapper
     lm = wrapper.create_from_arg_string("pretrained=builtin:tiny-t5,batch_size=4", {"batch_size": None})
     assert (lm.loaded.source, lm.loaded.kind, lm.batch_size) == ("builtin:tiny-t5", "seq2seq", 4)
-    assert lm.eot_token_id == 102 and lm.loaded.tokenizer.eos_token_id is None  # [SEP], from generation_config
+    assert lm.eot_token_id == 102 == lm.loaded.tokenizer.eos_token_id  # [SEP]: the generation config's and the
+    # tokenizer's (every builtin tokenizer declares its bos and eos)
     with pytest.raises(LLMCycleError, match="batch_size: expected an integer >= 1, got 'auto'"):
         wrapper(lm.loaded, batch_size="auto")
 

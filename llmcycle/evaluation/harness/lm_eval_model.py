@@ -18,9 +18,9 @@ local folders, hub ids, PEFT adapters):
   strings, ``max_gen_toks`` the new-token budget, and a context too long for the model loses its
   oldest tokens. Outputs come back stripped of surrounding whitespace, as the engine gives them.
 
-Nothing here needs a BOS, EOS or end-of-text id from the tokenizer: the builtin tokenizers declare
-no BOS/EOS, and lm-eval's ``HFLM`` fails on them (its ``eot_token_id`` is the tokenizer's
-``eos_token_id``, None for ``builtin:tiny-t5``). ``eot_token_id`` below is informational only.
+Nothing here needs a BOS, EOS or end-of-text id from the tokenizer (lm-eval's ``HFLM`` takes its
+``eot_token_id`` from the tokenizer's ``eos_token_id``, which a tokenizer need not declare; the builtin
+ones now do). ``eot_token_id`` below is informational only.
 
 Importing this module imports lm_eval (``lm_eval_bridge`` imports it only when called).
 """
