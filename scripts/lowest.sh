@@ -4,7 +4,7 @@
 # at the newest versions that fit, as a fresh install would get them), then the fast tests, offline. The high
 # end is what scripts/setup.sh installs (pip takes the newest releases the bounds admit).
 #
-# torch is the one exception: it is always TORCH_VERSION from scripts/setup.sh, installed the way setup.sh
+# torch is the one exception: it is always TORCH_VERSION from scripts/torch.sh, installed the way setup.sh
 # installs it (the CPU build by default), since any other version would be a multi-GB download; pyproject.toml's
 # torch bound starts at that version, so the lowest torch it allows is the one tested.
 #
@@ -20,8 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 VENV=${LLMCYCLE_LOWEST_VENV:-.venv-lowest}
 PYTHON=${PYTHON:-python3}
-TORCH_VERSION=$(sed -n 's/^TORCH_VERSION=//p' scripts/setup.sh)
-TORCH_INDEX=${LLMCYCLE_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}
+source scripts/torch.sh  # TORCH_VERSION, TORCH_INDEX, install_torch: as scripts/setup.sh
 UV_VERSION=0.13.9  # pinned: how "lowest" resolves is uv's behaviour, which a new uv may change
 # The fast tests: the whole suite less its slow tests (-m "not slow") and less four more whose cases take 10-60 s
 # each on 2 cores: the DPO and PPO runs that check that a metric moves (the other tests of tests/alignment make the
@@ -29,7 +28,6 @@ UV_VERSION=0.13.9  # pinned: how "lowest" resolves is uv's behaviour, which a ne
 # browser too). About 9 minutes on 2 cores.
 SKIP="dpo_lowers_toxicity or ppo_raises_a_programmatic_reward or ptx_holds_the_policy or the_ui_in_a_real_browser"
 
-[ -n "$TORCH_VERSION" ] || { echo "[lowest] no TORCH_VERSION= line in scripts/setup.sh" >&2; exit 1; }
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
   echo "llmcycle needs Python >= 3.10; set PYTHON=/path/to/python3.1x" >&2
   exit 1
@@ -45,15 +43,7 @@ else
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV"
   echo "[lowest] installing torch==$TORCH_VERSION from $TORCH_INDEX (as scripts/setup.sh does)"
-  if [ "$TORCH_INDEX" = "pypi" ]; then
-    "$PY" -m pip install --quiet "torch==$TORCH_VERSION"
-  else
-    retries=()
-    "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "$TORCH_INDEX/" \
-      >/dev/null 2>&1 || retries=(--retries 0)
-    "$PY" -m pip install --quiet "${retries[@]}" --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION" 2> >(grep -v \
-      -e "Retrying" -e "NewConnectionError" -e "is ignored: it is neither" >&2)
-  fi
+  install_torch "$PY"
   "$PY" -m pip install --quiet "uv==$UV_VERSION" 2> >(grep -v -e "is ignored: it is neither" >&2)
   # the torch just installed stays: an override holds torch to TORCH_VERSION, and uv keeps an installed version
   # that satisfies. A dry run makes sure first, since a torch from PyPI would be a multi-GB CUDA build.

@@ -6,9 +6,8 @@
 # Environment variables:
 #   LLMCYCLE_VENV         where the environment lives (default: .venv in the repository)
 #   PYTHON                the interpreter that creates it (default: python3; needs >= 3.10)
-#   LLMCYCLE_TORCH_INDEX  where PyTorch comes from. Default: the CPU-only wheel index, so a CPU
-#                         machine never downloads a multi-GB CUDA build. GPU users set it to a
-#                         CUDA index, e.g. https://download.pytorch.org/whl/cu128, or to "pypi".
+#   LLMCYCLE_TORCH_INDEX  where PyTorch comes from (scripts/torch.sh): the CPU-only wheels by default, so a
+#                         CPU machine never downloads a multi-GB CUDA build; a CUDA index or "pypi" for a GPU.
 #   LLMCYCLE_EXTRAS       pip extras to install (default: test)
 #   LLMCYCLE_NO_BROWSER   1: do not install a browser for the report screenshot test (which then skips)
 set -euo pipefail
@@ -16,8 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 VENV=${LLMCYCLE_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-TORCH_VERSION=2.13.0
-TORCH_INDEX=${LLMCYCLE_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}
+source scripts/torch.sh  # TORCH_VERSION, TORCH_INDEX, install_torch
 EXTRAS=${LLMCYCLE_EXTRAS:-test}
 
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
@@ -78,17 +76,7 @@ fi
 have_torch=$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)
 if [ "$have_torch" != "$TORCH_VERSION" ]; then
   echo "[setup] installing torch==$TORCH_VERSION from ${TORCH_INDEX}"
-  if [ "$TORCH_INDEX" = "pypi" ]; then
-    "$PY" -m pip install --quiet "torch==$TORCH_VERSION"
-  else
-    # An unreachable index (an offline mirror setup) is tried once, not five times per package;
-    # pip then takes the CPU wheel from the places its own configuration names (find-links).
-    retries=()
-    "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "$TORCH_INDEX/" \
-      >/dev/null 2>&1 || retries=(--retries 0)
-    "$PY" -m pip install --quiet "${retries[@]}" --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION" 2> >(grep -v \
-      -e "Retrying" -e "NewConnectionError" -e "is ignored: it is neither" >&2)
-  fi
+  install_torch "$PY"
 fi
 echo "[setup] installing llmcycle[$EXTRAS] and its dependencies"
 "$PY" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true

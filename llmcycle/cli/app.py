@@ -126,7 +126,7 @@ def _global(
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         for noisy in ("transformers", "datasets", "huggingface_hub", "httpx", "urllib3", "filelock", "absl", "faiss",
-                      "sentence_transformers", "bm25s"):
+                      "sentence_transformers", "bm25s", "torchao"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
 
 

@@ -15,7 +15,6 @@ from llmcycle.recipe.plan import plan_recipe
 from llmcycle.recipe.recipe import Recipe, apply_overrides
 from llmcycle.recipe.runner import run_recipe
 
-
 TOP_FIELDS = ("model", "data", "runs_dir", "name", "templates_file")
 """``--set`` keys that are the recipe's own fields; every other key is the stage's."""
 

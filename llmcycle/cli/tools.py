@@ -8,10 +8,10 @@ import typer
 
 from llmcycle.cli.output import console, table
 from llmcycle.models import load_model
-from llmcycle.models.loader import resolve_device
 from llmcycle.models.architectures import ALIASES, bundled_ids
 from llmcycle.models.builtins import BUILTINS
 from llmcycle.models.info import describe, load_tokenizer
+from llmcycle.models.loader import resolve_device
 from llmcycle.models.tokenize import tokenize_text
 from llmcycle.models.trace import trace as walk
 

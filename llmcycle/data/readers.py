@@ -10,14 +10,13 @@ unreadable (not UTF-8, empty, not Parquet) raise ``DataError`` at once.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import codecs
 import csv
 import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from llmcycle.core.errors import DataError

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from llmcycle.data.readers import KINDS
 from llmcycle.core.errors import DataError
+from llmcycle.data.readers import KINDS
 
 SPLIT_WORDS: dict[str, str] = {
     "train": "train",

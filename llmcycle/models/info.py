@@ -15,8 +15,8 @@ from llmcycle.estimate.memory import estimate_memory
 from llmcycle.models.architectures import bundled_config, bundled_config_dict
 from llmcycle.models.build import auto_class, untie_lm_head
 from llmcycle.models.builtins import builtin_config, get_builtin
-from llmcycle.models.quantized import count_params, is_int8, weight_bytes
 from llmcycle.models.loader import LoadedModel, _hub_config, _hub_error, hub_reachable, load_model, model_kind
+from llmcycle.models.quantized import count_params, is_int8, weight_bytes
 from llmcycle.models.tokenizer import offline_tokenizer
 
 

@@ -9,8 +9,8 @@
 * merging a LoRA adapter is ``llmcycle.models.adapters.merge_adapter`` (method ``merge``).
 """
 
-from llmcycle.optimize.config import DistilOptions, MeasureOptions, OptimizeConfig, PruneOptions
 from llmcycle.core.errors import OptimizeError
+from llmcycle.optimize.config import DistilOptions, MeasureOptions, OptimizeConfig, PruneOptions
 from llmcycle.optimize.run import OptimizeResult, check_methods, run_optimize
 
 __all__ = ["DistilOptions", "MeasureOptions", "OptimizeConfig", "OptimizeError", "OptimizeResult", "PruneOptions",

@@ -96,9 +96,9 @@ class OptimizeConfig(StageConfig):
 
     methods: list[Method] = Field(
         default_factory=lambda: ["int8"], min_length=1,
-        description="Variants to build, each from the unoptimised model: fp16 / bf16 (cast), int8 (PyTorch dynamic "
-        "quantisation of linear layers, embeddings weight-only; CPU), bnb8 / bnb4 (bitsandbytes loading; CUDA "
-        "only), prune, distil, merge (fold a LoRA adapter into its base).")
+        description="Variants to build, each from the unoptimised model: fp16 / bf16 (cast), int8 (dynamic int8 linear "
+        "layers, embeddings weight-only, saved as safetensors; PyTorch's dynamic kernels on the CPU, torchao on a "
+        "GPU), bnb8 / bnb4 (bitsandbytes loading; CUDA only), prune, distil, merge (fold a LoRA adapter into its base).")
     prune: PruneOptions = Field(default_factory=PruneOptions, description="Settings of method prune.")
     distil: DistilOptions = Field(default_factory=DistilOptions, description="Settings of method distil.")
     measure: MeasureOptions = Field(default_factory=MeasureOptions, description="How variants are measured.")

@@ -36,6 +36,7 @@ from llmcycle.estimate.compute import training_flops
 from llmcycle.estimate.measure import matmul_peak_flops
 from llmcycle.models.card import write_model_card
 from llmcycle.models.hub import push_folder
+from llmcycle.models.builtins import seeded
 from llmcycle.models.loader import LoadedModel
 from llmcycle.pretrain.config import PretrainConfig
 from llmcycle.pretrain.data import BlockDataset, Collator, general_texts, pack
@@ -137,8 +138,11 @@ def heldout_loss(model: Any, batches: list[dict[str, Any]], objective: str) -> f
 
 def _callbacks(evaluate: Any, every: int | None, tokens_per_step: int) -> tuple[Any, Any]:
     """A callback evaluating held-out loss (kept in the Trainer state, so it survives a resume) and one timing
-    the optimizer steps (evaluation excluded)."""
+    the optimizer steps (evaluation excluded). The timing's totals are saved with every checkpoint and restored
+    on resume (``ExportableState``), so a run resumed, even one resumed after it finished, reports the time and
+    throughput of all its steps, not only of those taken since the resume."""
     from transformers import TrainerCallback
+    from transformers.trainer_callback import ExportableState
 
     class HeldOut(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -146,9 +150,12 @@ def _callbacks(evaluate: Any, every: int | None, tokens_per_step: int) -> tuple[
                 state.log_history.append({"step": state.global_step, "tokens": state.global_step * tokens_per_step,
                                           **{f"heldout/{k}": v for k, v in evaluate().items()}})
 
-    class Clock(TrainerCallback):
-        seconds = 0.0
-        steps = 0
+    # the totals live here: the Trainer restores a checkpoint's callback state into a new Clock it makes itself
+    totals = {"seconds": 0.0, "steps": 0}
+
+    class Clock(TrainerCallback, ExportableState):
+        seconds = property(lambda self: totals["seconds"], lambda self, v: totals.update(seconds=float(v)))
+        steps = property(lambda self: totals["steps"], lambda self, v: totals.update(steps=int(v)))
         _start = 0.0
 
         def on_step_begin(self, args, state, control, **kwargs):
@@ -157,6 +164,9 @@ def _callbacks(evaluate: Any, every: int | None, tokens_per_step: int) -> tuple[
         def on_step_end(self, args, state, control, **kwargs):
             self.seconds += time.perf_counter() - self._start
             self.steps += 1
+
+        def state(self) -> dict[str, Any]:
+            return {"args": {}, "attributes": {"seconds": self.seconds, "steps": self.steps}}
 
     return HeldOut(), Clock()
 
@@ -192,12 +202,13 @@ def _train_head(target: Target, dataset: BlockDataset, cfg: PretrainConfig) -> N
     collate = Collator(target.objective, target.tokenizer, mlm_probability=cfg.mlm_probability, generator=gen)
     opt = torch.optim.AdamW(target.fresh_head, lr=cfg.learning_rate)
     model.train()
-    for _ in range(cfg.head_steps):
-        idx = torch.randint(len(dataset), (cfg.batch_size,), generator=gen).tolist()
-        loss = model(**collate([dataset[i] for i in idx])).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
+    with seeded(cfg.seed + 3):  # dropout draws from torch's global generator, which torch seeds at random
+        for _ in range(cfg.head_steps):
+            idx = torch.randint(len(dataset), (cfg.batch_size,), generator=gen).tolist()
+            loss = model(**collate([dataset[i] for i in idx])).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
     for p in frozen:
         p.requires_grad_(True)
     log.info("pretrain: the fresh %s head trained %d steps alone (last loss %.3f)", target.objective,
@@ -308,8 +319,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, texts: Sequence[str], 
     tokens = trainer.state.global_step * per_step
     n = target.params
     seconds = clock.seconds
-    done_here = clock.steps * per_step
-    tps = done_here / seconds if seconds else 0.0
+    tps = clock.steps * per_step / seconds if seconds else 0.0
     peak = matmul_peak_flops(device.type, cfg.precision) * world
     result = PretrainResult(
         target.objective, target.family, target.kind, cfg.init, n, target.embedding_params, block,

@@ -8,8 +8,8 @@ import pytest
 
 import llmcycle.alignment.ppo as ppo_module
 from llmcycle.alignment.align import AlignConfig, run_align
-from llmcycle.stages.align import STAGE, align_section
 from llmcycle.core.errors import ConfigError
+from llmcycle.stages.align import STAGE, align_section
 
 CFG = {"seeds": [0, 1], "n_prompts": 8,
        "ppo": {"steps": 2, "batch_size": 4, "mini_batch_size": 2, "ppo_epochs": 1, "learning_rate": 1e-4,
@@ -63,8 +63,8 @@ def test_align_config_errors_name_the_field():
 
 
 def test_align_ppo_ptx_trains_on_the_train_rows_references(tmp_path, monkeypatch):
-    from llmcycle.data import load_data
     from llmcycle.core.errors import DataError
+    from llmcycle.data import load_data
     from llmcycle.models import load_model
 
     data = load_data("builtin:dialogues", n=10)

@@ -20,9 +20,19 @@ import torch
 from llmcycle.alignment.ppo import PPOTrainer, batch_indices, train_ppo
 from llmcycle.alignment.ppo_config import PPOConfig
 from llmcycle.alignment.ppo_model import _forward
-from llmcycle.alignment.ppo_ops import (KLController, RunningMoments, bernoulli_kl, full_kl, gae, kl_penalty,
-                                        masked_mean,
-                                        policy_loss, shaped_rewards, token_rewards, whiten)
+from llmcycle.alignment.ppo_ops import (
+    KLController,
+    RunningMoments,
+    bernoulli_kl,
+    full_kl,
+    gae,
+    kl_penalty,
+    masked_mean,
+    policy_loss,
+    shaped_rewards,
+    token_rewards,
+    whiten,
+)
 from llmcycle.core.checkpoint import COMPLETE
 from llmcycle.core.errors import ConfigError, LLMCycleError
 

@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from llmcycle.core.checkpoint import (COMPLETE, check_same_run, is_complete, last_checkpoint, list_checkpoints,
-                                      mark_complete, write_checkpoint)
+from llmcycle.core.checkpoint import (
+    COMPLETE,
+    check_same_run,
+    is_complete,
+    last_checkpoint,
+    list_checkpoints,
+    mark_complete,
+    write_checkpoint,
+)
 from llmcycle.core.errors import ConfigError
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from llmcycle.data import LoadReport, load_data
 from llmcycle.core.errors import ConfigError, DataError
+from llmcycle.data import LoadReport, load_data
 
 GOOD = {"fname": "a", "dialogue": "#Person1#: Hi.\n#Person2#: Hello.", "summary": "They greet."}
 

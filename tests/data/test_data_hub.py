@@ -9,8 +9,8 @@ from pathlib import Path
 import datasets
 import pytest
 
-from llmcycle.data import load_data
 from llmcycle.core.errors import DataError
+from llmcycle.data import load_data
 
 OFFLINE_SENTENCE = (
     "cannot reach the Hugging Face hub to fetch dataset knkarthick/dialogsum (offline?); "

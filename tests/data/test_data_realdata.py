@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from llmcycle.data import LoadReport, load_data
 from llmcycle.core.errors import DataError
+from llmcycle.data import LoadReport, load_data
 
 BUILTIN_SPLITS = ("train", "validation", "test")
 

@@ -176,7 +176,6 @@ def _peak_of_a_step(model, batch: dict, in_use) -> int:
 def test_training_step_peak_matches_live_memory(name, ckpt):
     """What a step adds above weights and optimizer states: activations, gradients, transients, in order."""
     from llmcycle.estimate import estimate_memory
-
     from llmcycle.estimate.measure import malloc_in_use_fn
 
     in_use = malloc_in_use_fn()

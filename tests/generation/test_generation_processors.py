@@ -7,8 +7,14 @@ import math
 import pytest
 import torch
 
-from llmcycle.generation.processors import (FrequencyPresencePenalty, SeededSampler, StopOnStrings, filter_logits,
-                                            find_stop, trim_at_stop)
+from llmcycle.generation.processors import (
+    FrequencyPresencePenalty,
+    SeededSampler,
+    StopOnStrings,
+    filter_logits,
+    find_stop,
+    trim_at_stop,
+)
 
 
 def test_frequency_and_presence_penalty_follow_openai_formula():

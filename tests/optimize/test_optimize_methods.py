@@ -24,8 +24,8 @@ def _first_step_logits(loaded, text=PROMPT):
 def test_int8_quantises_linear_layers_and_embeddings_keeps_predictions_and_reloads(minilm, tmp_path):
     from llmcycle.generation import generate
     from llmcycle.models import load_model
-    from llmcycle.optimize.measure import count_params, size_on_disk_mb
     from llmcycle.models.quantized import is_int8, save_int8
+    from llmcycle.optimize.measure import count_params, size_on_disk_mb
     from llmcycle.optimize.quantize import quantize_int8
 
     q = quantize_int8(minilm)
@@ -43,6 +43,65 @@ def test_int8_quantises_linear_layers_and_embeddings_keeps_predictions_and_reloa
     back = load_model(str(tmp_path / "int8"))
     assert is_int8(back.model)
     assert generate(back, [PROMPT]) == generate(q, [PROMPT])
+
+
+def _header(path):
+    """The tensors of a safetensors file: {name: dtype}, read from its JSON header alone."""
+    import json
+    import struct
+
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(n))
+    return {k: v["dtype"] for k, v in header.items() if k != "__metadata__"}
+
+
+@pytest.mark.parametrize("backend", ["torch-dynamic", "torchao"])
+def test_int8_saves_int8_safetensors_and_reloads_without_unpickling(load_builtin, tmp_path, monkeypatch, backend):
+    from llmcycle.models import load_model
+    from llmcycle.models.quantized import backend_of, save_int8, weight_bytes
+    from llmcycle.optimize.quantize import quantize_int8
+
+    base = load_builtin("tiny-llama")
+    q = quantize_int8(base, backend=backend)
+    assert backend_of(q.model) == backend and backend_of(base.model) is None
+    assert weight_bytes(q.model) < 0.6 * weight_bytes(base.model)  # int8 + scales; the tied head gets its own copy
+    ref, got = _first_step_logits(base), _first_step_logits(q)
+    assert torch.corrcoef(torch.stack([ref, got]))[0, 1] > 0.99
+    save_int8(q, tmp_path / "q")
+    files = {f.name for f in (tmp_path / "q").iterdir()}
+    assert "model.safetensors" in files and not {f for f in files if f.endswith((".pt", ".bin", ".pkl", ".pth"))}
+    dtypes = _header(tmp_path / "q" / "model.safetensors")
+    int8 = {k for k, d in dtypes.items() if d in ("I8", "U8") and "weight" in k and "zero" not in k}
+    for name in ("model.layers.0.self_attn.q_proj.", "model.layers.1.mlp.down_proj.", "lm_head.",
+                 "model.embed_tokens."):  # linear layers, the head, the token table
+        assert [k for k in int8 if k.startswith(name)], name
+    assert len(int8) == 2 * 7 + 2  # 7 linear layers a block, the head and the token table: all int8
+
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("torch.load called: the int8 format must load without unpickling")
+
+    monkeypatch.setattr(torch, "load", no_pickle)
+    back = load_model(str(tmp_path / "q"))
+    assert backend_of(back.model) == backend
+    assert torch.allclose(_first_step_logits(back), got, atol=1e-5)
+
+
+def test_int8_folders_of_the_old_pickled_format_are_refused_in_one_line(load_builtin, tmp_path):
+    import json
+
+    from llmcycle.models import load_model
+
+    base = load_builtin("tiny-gpt2")
+    folder = tmp_path / "old"
+    base.model.config.save_pretrained(folder)
+    base.tokenizer.save_pretrained(folder)
+    (folder / "quantized_model.pt").write_bytes(b"not unpickled")
+    (folder / "llmcycle_quantization.json").write_text(json.dumps({"method": "int8_dynamic", "torch": "2.13.0"}))
+    with pytest.raises(OptimizeError) as info:
+        load_model(str(folder))
+    msg = str(info.value)
+    assert "\n" not in msg and "pickled format" in msg and "quantise the original model again" in msg
 
 
 @pytest.mark.parametrize("dtype,expected", [("fp16", torch.float16), ("bf16", torch.bfloat16)])
@@ -171,14 +230,15 @@ def test_config_errors_name_the_field():
 def test_int8_keeps_tied_embeddings_shared_and_writes_them_once(load_builtin, tmp_path):
     from llmcycle.generation import generate
     from llmcycle.models import load_model
-    from llmcycle.optimize.quantize import quantize_int8
     from llmcycle.models.quantized import save_int8
+    from llmcycle.optimize.quantize import quantize_int8
 
     q = quantize_int8(load_builtin("tiny-t5"))
     m = q.model
     assert m.encoder.embed_tokens is m.shared and m.decoder.embed_tokens is m.shared
     save_int8(q, tmp_path / "q")
-    state = torch.load(tmp_path / "q" / "quantized_model.pt", weights_only=False)
+    state = _header(tmp_path / "q" / "model.safetensors")
+    assert any(k.startswith("shared.") for k in state)
     assert not any(k.startswith(("encoder.embed_tokens.", "decoder.embed_tokens.")) for k in state)
     back = load_model(str(tmp_path / "q"))
     assert back.model.encoder.embed_tokens is back.model.shared

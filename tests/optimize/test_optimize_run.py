@@ -57,10 +57,9 @@ def test_soft_target_distillation_brings_the_student_closer_to_the_teacher(tmp_p
 
 
 def test_generated_targets_train_on_the_teachers_summaries(tmp_path, monkeypatch):
+    import llmcycle.tuning
     from llmcycle.models import load_model
     from llmcycle.optimize import distil as distil_mod
-
-    import llmcycle.tuning
 
     teacher = load_model("builtin:tiny-gpt2")
     seen = {}

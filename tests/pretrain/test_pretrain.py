@@ -105,6 +105,24 @@ def test_mlm_warm_start_adapts_the_encoder_of_an_encoder_decoder_only(tmp_path, 
     assert all(torch.equal(p, dec[n]) for n, p in saved.model.decoder.named_parameters())  # decoder untouched
 
 
+def test_a_warm_start_repeats_exactly_and_a_finished_run_reports_the_same_figures(tmp_path, corpus):
+    """The fresh head's own steps use dropout: seeded, two runs agree whatever the global RNG holds; invoked again,
+    a finished run evaluates the checkpoint and reports its time and throughput, not those of zero new steps."""
+    texts, held = corpus
+    cfg = PretrainConfig.from_dict({"init": "received", "block_size": 32, "max_steps": 2, "batch_size": 4,
+                                    "head_steps": 2, "eval_blocks": 2, "general_text": None, "save_every": 2})
+    results = []
+    for run, global_seed in (("a", 1), ("b", 2), ("a", 3)):
+        torch.manual_seed(global_seed)
+        results.append(pretrain(cfg, tmp_path / run, texts=texts, heldout=held,
+                                loaded=load_model("builtin:minilm-seq2seq")))
+    first, other, again = results
+    assert first.before == other.before and first.after == other.after
+    assert first.after["in-domain"] != first.before["in-domain"]
+    assert again.resumed_from and (again.before, again.after) == (first.before, first.after)
+    assert again.seconds == first.seconds > 0 and again.tokens_per_s == first.tokens_per_s > 0
+
+
 @pytest.mark.parametrize("fields,message", [
     ({"architecture": {"family": "gpt2", "width": 30, "heads": 4}}, "multiple of heads"),
     ({"architecture": {"family": "gpt2"}, "objective": "mlm"}, "does not train a gpt2 model"),

@@ -8,8 +8,8 @@ import pytest
 
 from llmcycle.core.config import DataConfig, ModelConfig
 from llmcycle.recipe.recipe import Recipe
-from llmcycle.stages import get_stage, stage_kinds
 from llmcycle.recipe.reference import recipe_reference
+from llmcycle.stages import get_stage, stage_kinds
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "recipes.md"
 

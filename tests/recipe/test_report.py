@@ -6,8 +6,8 @@ import base64
 import re
 
 from llmcycle.report.charts import bar_chart, histogram
-from llmcycle.report.markdown import md_table
 from llmcycle.report.html import render_html
+from llmcycle.report.markdown import md_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
