@@ -26,6 +26,9 @@ def benchmark_cmd(
                                  "model wrapper (pip install lm-eval): the shipped tasks (capitals, "
                                  "general_knowledge) run offline from their lm-eval YAML; lm-eval's own tasks fetch "
                                  "their data from the hub. Per-sample records go to --out."),
+    chat: bool = typer.Option(False, "--chat", help="With --lm-eval: lm-eval's apply_chat_template, every context "
+                              "rendered through the model's chat template as llmcycle's other stages render chat "
+                              "prompts (a chat model only)."),
     show: int = typer.Option(0, "--show", help="Print this many per-item records."),
 ) -> None:
     """Score a model on a benchmark: multiple choice by log-likelihood (acc, acc_norm) or generative by a metric."""
@@ -38,8 +41,11 @@ def benchmark_cmd(
         return
     if not model:
         raise LLMCycleError("--model is required: e.g. --model builtin:minilm-seq2seq (see `llmcycle models`)")
+    if chat and not lm_eval:
+        raise LLMCycleError("--chat: chat-templated contexts are lm-eval's (apply_chat_template); add --lm-eval")
     if lm_eval:
-        result = run_lm_eval(task, model, num_fewshot=num_fewshot, limit=limit, batch_size=batch_size, out_dir=out)
+        result = run_lm_eval(task, model, num_fewshot=num_fewshot, limit=limit, batch_size=batch_size, out_dir=out,
+                             apply_chat_template=chat)
     else:
         result = run_task(task, model, out_dir=out, batch_size=batch_size, limit=limit, num_fewshot=num_fewshot)
     console.print(f"{result.task}: {result.type}, {result.n} items, {result.num_fewshot}-shot, "

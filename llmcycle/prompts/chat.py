@@ -57,9 +57,10 @@ def _render(tokenizer: Any, messages: Sequence[Mapping[str, str]], generation_pr
     return text
 
 
-def chat_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str:
-    """``messages`` rendered by the chat template with the assistant's turn opened for generation."""
-    return _render(tokenizer, messages, True)
+def chat_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]], generation_prompt: bool = True) -> str:
+    """``messages`` rendered by the chat template with the assistant's turn opened for generation (unless
+    ``generation_prompt`` is False: the last message, an assistant's, is then continued as it stands)."""
+    return _render(tokenizer, messages, generation_prompt)
 
 
 def plain_chat_prompt(messages: Sequence[Mapping[str, str]], causal: bool = True) -> str:

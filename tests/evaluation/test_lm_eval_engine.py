@@ -70,6 +70,30 @@ def test_shipped_tasks_score_as_llmcycle_scores_them(lm_eval, wrapper, load_buil
     assert [s["target"] for s in samples] == [r["references"][0] for r in own.records]
 
 
+def test_apply_chat_template_renders_contexts_through_llmcycles_chat_path(lm_eval, wrapper, load_builtin):
+    """``--apply_chat_template``: lm-eval's contexts are the tiny chat model's ChatML user turns, scored as
+    llmcycle scores those prompts; a model without a chat template is refused in one line."""
+    from llmcycle.prompts.chat import user_prompt
+
+    loaded = load_builtin("tiny-chat")
+    out = _evaluate(lm_eval, wrapper(loaded), ["general_knowledge"], apply_chat_template=True)
+    own = run_task("general_knowledge", loaded)
+    samples = sorted(out["samples"]["general_knowledge"], key=lambda s: s["doc_id"])
+    correct = []
+    for sample, rec in zip(samples, own.records):
+        contexts = {a[0] for a in sample["arguments"]}
+        assert contexts == {user_prompt(loaded.tokenizer, rec["context"])}
+        (context,) = contexts
+        assert context.startswith("<|im_start|>user\n") and context.endswith("<|im_start|>assistant\n")
+        lls = loglikelihood(loaded, [(context, " " + c) for c in rec["choices"]])
+        assert [r[0] for r in sample["filtered_resps"]] == pytest.approx(lls, abs=1e-5)
+        correct.append(max(range(len(lls)), key=lls.__getitem__) == rec["gold"])
+    assert out["results"]["general_knowledge"]["acc,none"] == pytest.approx(sum(correct) / len(correct))
+
+    with pytest.raises(LLMCycleError, match="no chat template.*--apply_chat_template"):
+        wrapper(load_builtin("tiny-gpt2")).apply_chat_template([{"role": "user", "content": "Hi"}])
+
+
 def test_loglikelihood_is_llmcycles_and_is_greedy_is_exact(wrapper, load_builtin):
     from llmcycle.evaluation.harness.loglik import Encoded
     from llmcycle.generation import GenerationSettings, generate_detailed
@@ -217,6 +241,24 @@ def test_benchmark_cli_runs_a_shipped_task_through_lm_eval(lm_eval, load_builtin
     summary = json.loads((tmp_path / "general_knowledge.metrics.json").read_text(encoding="utf-8"))
     assert summary["metrics"]["acc"] == run_task("general_knowledge", load_builtin("tiny-t5"), limit=3).metrics["acc"]
     assert len((tmp_path / "general_knowledge.records.jsonl").read_text(encoding="utf-8").splitlines()) == 3
+
+
+def test_benchmark_cli_chat_renders_contexts_through_the_chat_template(lm_eval, monkeypatch, capsys, tmp_path):
+    from tests.cli_helpers import run_cli
+
+    code, out, err = run_cli(monkeypatch, capsys, "benchmark", "general_knowledge", "--lm-eval", "--chat",
+                             "--model", "builtin:tiny-chat", "--limit", "2", "--out", str(tmp_path))
+    assert code == 0, err
+    records = [json.loads(line) for line in
+               (tmp_path / "general_knowledge.records.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 2
+    assert all(a[0].startswith("<|im_start|>user\n") for r in records for a in r["arguments"])
+    for args, message in ((["--model", "builtin:tiny-gpt2", "--lm-eval"], "has no chat template"),
+                          (["--model", "builtin:tiny-chat"], "add --lm-eval")):
+        code, out, err = run_cli(monkeypatch, capsys, "benchmark", "general_knowledge", "--chat", "--limit", "1",
+                                 *args)
+        assert code != 0 and message in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1, err
 
 
 def test_missing_lm_eval_is_a_one_line_error(monkeypatch):

@@ -140,6 +140,7 @@ def run_lm_eval(
     batch_size: int = 8,
     out_dir: str | Path | None = None,
     include_path: str | Path | Sequence[str | Path] | None = None,
+    apply_chat_template: bool = False,
 ) -> TaskResult:
     """Run lm-evaluation-harness task ``task_name`` on ``model`` through ``LLMCycleLM``.
 
@@ -152,6 +153,8 @@ def run_lm_eval(
         out_dir: when given, write ``<task>.records.jsonl`` (lm-eval's per-sample log, one line per
             document) and ``<task>.metrics.json`` there.
         include_path: folder(s) of lm-eval task YAMLs to search as well.
+        apply_chat_template: render every context through the model's chat template (lm-eval's
+            ``apply_chat_template``; ``LLMCycleLM.apply_chat_template`` is llmcycle's chat path).
 
     Returns a ``TaskResult`` of type ``lm_eval`` with lm-eval's metrics (``acc``, ``acc_norm``,
     ``exact_match``, ``..._stderr``) and its per-sample log as records.
@@ -161,9 +164,11 @@ def run_lm_eval(
 
     name, manager = task_manager(task_name, include_path)
     lm = model if isinstance(model, LLMCycleLM) else LLMCycleLM(model, batch_size=batch_size)
+    if apply_chat_template:
+        lm.chat_template(True)  # a model without one: refused before lm-eval builds any request
     try:
         out = lm_eval.simple_evaluate(model=lm, tasks=[name], task_manager=manager, num_fewshot=num_fewshot,
-                                      limit=limit, log_samples=True)
+                                      limit=limit, log_samples=True, apply_chat_template=apply_chat_template)
     except LLMCycleError:  # ours (a data file, a generation setting) already name what is wrong
         raise
     except (KeyError, ValueError) as exc:

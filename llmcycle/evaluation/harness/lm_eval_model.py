@@ -18,6 +18,11 @@ local folders, hub ids, PEFT adapters):
   strings, ``max_gen_toks`` the new-token budget, and a context too long for the model loses its
   oldest tokens. Outputs come back stripped of surrounding whitespace, as the engine gives them.
 
+With ``--apply_chat_template`` (``simple_evaluate(apply_chat_template=True)``) lm-eval renders every
+context through ``apply_chat_template``, which is llmcycle's chat path (``llmcycle.prompts.chat``: the
+tokenizer's own template, one BOS): the prompts a chat model is evaluated on are the ones it is served and
+tuned with. A model without a chat template is refused in one line.
+
 Nothing here needs a BOS, EOS or end-of-text id from the tokenizer (lm-eval's ``HFLM`` takes its
 ``eot_token_id`` from the tokenizer's ``eos_token_id``, which a tokenizer need not declare; the builtin
 ones now do). ``eot_token_id`` below is informational only.
@@ -38,7 +43,9 @@ from llmcycle.core.errors import ConfigError, LLMCycleError
 from llmcycle.evaluation.harness.loglik import Encoded, _bos_prefix, _decoder_inputs, _gather, _pad, encode_requests
 from llmcycle.evaluation.perplexity import context_length
 from llmcycle.generation import GenerationSettings, generate
+from llmcycle.models.chat import has_chat_template
 from llmcycle.models.loader import LoadedModel, load_model
+from llmcycle.prompts.chat import chat_prompt
 
 SAMPLING_KEYS = ("temperature", "top_p", "top_k")
 OTHER_KEYS = ("num_beams", "repetition_penalty", "seed")
@@ -102,6 +109,33 @@ class LLMCycleLM(LM):
     def get_model_info(self) -> dict[str, Any]:
         return {"model_source": self.loaded.source, "model_kind": self.loaded.kind,
                 "model_untrained": self.loaded.untrained}
+
+    # chat templates (lm-eval's --apply_chat_template) -------------------------------------------
+    @property
+    def tokenizer_name(self) -> str:
+        """What lm-eval fingerprints its request caches with: the model source."""
+        return self.loaded.source.replace("/", "__")
+
+    def chat_template(self, chat_template: bool | str = False) -> str | None:
+        """The tokenizer's chat template (a named one when the tokenizer has several); None when not asked for."""
+        if chat_template is False or chat_template is None:
+            return None
+        tok = self.loaded.tokenizer
+        if not has_chat_template(tok):
+            raise LLMCycleError(f"{self.loaded.source}: its tokenizer has no chat template, so lm-eval's "
+                                "--apply_chat_template cannot be used with it; run without it")
+        template = tok.chat_template
+        if isinstance(template, dict):
+            name = chat_template if isinstance(chat_template, str) else "default"
+            if name not in template:
+                raise LLMCycleError(f"chat template {name!r}: the tokenizer has {', '.join(sorted(template))}")
+            return template[name]
+        return template
+
+    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        """lm-eval's few-shot turns as one prompt, rendered as every other llmcycle stage renders chat."""
+        self.chat_template(True)  # a model without a template: the one-line error above
+        return chat_prompt(self.loaded.tokenizer, chat_history, generation_prompt=add_generation_prompt)
 
     # lm-eval's three requests -------------------------------------------------------------------
     def loglikelihood(self, requests: Sequence[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
