@@ -34,9 +34,9 @@ from llmcycle.core.files import atomic_write_json
 from llmcycle.core.tracking import Tracking, tracking_callback
 from llmcycle.estimate.compute import training_flops
 from llmcycle.estimate.measure import matmul_peak_flops
+from llmcycle.models.builtins import seeded
 from llmcycle.models.card import write_model_card
 from llmcycle.models.hub import push_folder
-from llmcycle.models.builtins import seeded
 from llmcycle.models.loader import LoadedModel
 from llmcycle.pretrain.config import PretrainConfig
 from llmcycle.pretrain.data import BlockDataset, Collator, general_texts, pack
