@@ -16,8 +16,8 @@ here; ``llmcycle.optimize`` builds and measures the variants.
   ``int8_backend`` is the one place that chooses, and it keeps the older path for the CPU because
   only that path is faster there. On a 2-core AVX2 CPU (torch 2.13, torchao 0.18), greedy DialogSum
   summaries of the fine-tuned MiniLM encoder-decoder (100 dialogues, batch 8, 60 new tokens) came
-  1.72x faster than fp32 with ``torch-dynamic`` and 14x *slower* with torchao in eager mode, both at
-  0.32x the size and within 0.05 ROUGE-1 points (``benchmarks/results/optimize.json``: ``int8``, and
+  2.19x faster than fp32 with ``torch-dynamic`` and 9.3x *slower* with torchao in eager mode, both at
+  0.32x the size and within 1 ROUGE-1 point (``benchmarks/results/optimize.json``: ``int8``, and
   ``int8_backends`` for each backend). torchao's CPU int8 matmul is not a fused kernel (it expects
   ``torch.compile``), and its int8 embedding tables are dequantised whole at every lookup. The
   torchao path on a GPU is not measured here (no GPU).
