@@ -88,6 +88,7 @@ def generate_cmd(
             raise LLMCycleError("the prompt is empty")
         prompts = [prompt]
     loaded = load_model(model, dtype=dtype, device=device, chat=chat)
+    texts = list(prompts)
     if uses_chat(loaded):  # the one chat path: a prompt is the user's turn (llmcycle.prompts.chat)
         prompts = [user_prompt(loaded.tokenizer, p) for p in prompts]
     results = generate_detailed(loaded, prompts, settings, batch_size=batch_size, max_input_tokens=max_input_tokens,
@@ -95,7 +96,7 @@ def generate_cmd(
     if input_file is None:
         _print_outputs(results[0])
         return
-    atomic_write_jsonl(output, result_records(results))
+    atomic_write_jsonl(output, result_records(results, inputs=texts))
     n_out = sum(len(r.outputs) for r in results)
     truncated = sum(r.truncated for r in results)
     console.print(f"wrote {n_out} outputs for {len(results)} prompts to {output}"

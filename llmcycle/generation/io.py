@@ -60,14 +60,20 @@ def _read_jsonl(p: Path, lines: list[str], column: str) -> list[str]:
     return prompts
 
 
-def result_records(results: Sequence[GenerationResult]) -> list[dict[str, Any]]:
-    """One JSON-able record per input: input, output, finish reason, token counts (and every output when several)."""
+def result_records(results: Sequence[GenerationResult], inputs: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """One JSON-able record per input: input, output, finish reason, token counts (and every output when several).
+
+    ``inputs``: the texts the user gave, when the model was prompted with something else (a chat model's prompt
+    is the text as a user turn): ``input`` is then the user's text and ``prompt`` what the model read.
+    """
     records = []
-    for r in results:
+    for i, r in enumerate(results):
         first = r.outputs[0]
-        rec: dict[str, Any] = {"index": r.index, "input": r.input, "output": first.text,
-                               "finish_reason": first.finish_reason, "new_tokens": first.new_tokens,
-                               "input_tokens": r.input_tokens}
+        rec: dict[str, Any] = {"index": r.index, "input": r.input if inputs is None else inputs[i],
+                               "output": first.text, "finish_reason": first.finish_reason,
+                               "new_tokens": first.new_tokens, "input_tokens": r.input_tokens}
+        if inputs is not None and inputs[i] != r.input:
+            rec["prompt"] = r.input
         if r.truncated:
             rec["truncated"] = True
         if len(r.outputs) > 1:

@@ -49,6 +49,18 @@ def test_file_of_prompts_writes_jsonl_in_input_order(monkeypatch, capsys, tmp_pa
     assert "wrote 3 outputs for 3 prompts" in out
 
 
+def test_a_chat_models_records_keep_the_users_text_and_the_prompt_it_read(monkeypatch, capsys, tmp_path):
+    src = tmp_path / "prompts.txt"
+    src.write_text("Summarise: we met at noon.\nhi\n", encoding="utf-8")
+    code, out, err = run_cli(monkeypatch, capsys, "generate", "builtin:tiny-chat", "-i", str(src),
+                             "--max-new-tokens", "2")
+    assert code == 0, err
+    rows = [json.loads(line) for line in (tmp_path / "prompts.generated.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["input"] for r in rows] == ["Summarise: we met at noon.", "hi"]
+    assert [r["prompt"] for r in rows] == [f"<|im_start|>user\n{t}<|im_end|>\n<|im_start|>assistant\n"
+                                           for t in ("Summarise: we met at noon.", "hi")]
+
+
 def test_existing_output_is_kept_unless_force(monkeypatch, capsys, tmp_path):
     src = tmp_path / "p.txt"
     src.write_text("first prompt\n\nsecond prompt\n", encoding="utf-8")
