@@ -104,7 +104,8 @@ class PretrainConfig(StageConfig):
     report_to: ReportTo = report_to_field()
     hub: HubOptions = hub_field()
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Mixed precision: bf16 needs a GPU that "
-                                                      "supports it or a CPU; fp16 needs CUDA.")
+                                                      "supports it or a CPU (fast only with AVX-512 or AMX; a "
+                                                      "warning says when it is not); fp16 needs CUDA.")
     seed: int = Field(42, description="Seed for initialisation, masking and data order.")
 
     def objective_for(self, family: str, kind: str | None = None) -> Objective:

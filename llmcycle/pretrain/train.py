@@ -244,7 +244,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, texts: Sequence[str], 
         raise DataError(f"pretrain: the corpus ({train_packed.tokens} tokens) does not fill one block of {block}")
     log.info("pretrain corpus: %s", train_packed.summary())
     device = next(target.trained.parameters()).device
-    check_precision(cfg.precision, device)
+    check_precision(cfg.precision, device, warn=True)
     evals: dict[str, list[dict[str, Any]]] = {}
     for name, docs in (("in-domain", heldout), ("general", general)):
         blocks = pack(docs, target.tokenizer, block, target.objective).blocks if docs else []
@@ -288,9 +288,10 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, texts: Sequence[str], 
         target.objective, target.tokenizer, mlm_probability=cfg.mlm_probability, noise_density=cfg.noise_density,
         mean_span=cfg.mean_span, seed=cfg.seed), train_dataset=dataset, callbacks=extra)
     trainer.remove_callback(PrinterCallback)
-    first = None
-    if not found and evals:
-        first = evaluate() if before is None else before
+    if not found and evals and before is None:  # from scratch: the loss at initialisation, kept for a resume
+        before = evaluate()
+        if is_main_process():
+            atomic_write_json(before_file, before)
     if found:
         log.info("resuming from %s", found)
     with warnings.catch_warnings():
@@ -298,10 +299,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, texts: Sequence[str], 
         trainer.train(resume_from_checkpoint=str(found) if found else None)
     after = evaluate()
     history = trainer.state.log_history
-    if before is None and first is not None:
-        before = first  # from scratch: the loss at initialisation
-    if first is not None:
-        history.insert(0, {"step": 0, "tokens": 0, **{f"heldout/{k}": v for k, v in first.items()}})
+    if before:  # the curves' first point, also after a resume (the Trainer's history starts at its first log)
+        history.insert(0, {"step": 0, "tokens": 0, **{f"heldout/{k}": v for k, v in before.items()}})
     train_loss = [(int(h["step"]), float(h["loss"])) for h in history if "loss" in h]
     curves: dict[str, list[tuple[int, float]]] = {name: [] for name in evals}
     for h in history:

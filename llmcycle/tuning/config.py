@@ -116,7 +116,8 @@ class TuneConfig(StageConfig):
     hub: HubOptions = hub_field()
     seed: int = Field(42, description="Seed for initialisation, dropout and data order.")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Mixed precision: bf16 needs a GPU that "
-                                                      "supports it or a CPU; fp16 needs CUDA.")
+                                                      "supports it or a CPU (fast only with AVX-512 or AMX; a "
+                                                      "warning says when it is not); fp16 needs CUDA.")
     group_by_length: bool = Field(False, description="Batch rows of similar length together (less padding).")
     mix: list[MixSource] = Field(default_factory=list, description="Other tasks mixed into the training rows "
                                  "by weight (multitask fine-tuning, against forgetting); validation stays the "

@@ -72,14 +72,31 @@ class TuneResult:
         return d
 
 
-def check_precision(precision: str, device: Any) -> dict[str, bool]:
-    """Trainer flags for ``precision`` on ``device``; ``ConfigError`` naming the field when unsupported."""
+def cpu_has_bf16_kernels() -> bool:
+    """Whether this CPU has the instructions PyTorch's oneDNN bf16 kernels need (AVX-512 or AMX on x86, bf16 on
+    Arm); without them bf16 matmuls fall back to slow reference code (~25x slower than fp32 on a 2-core AVX2
+    EPYC, measured: ~60 s a step of ``benchmarks/tuning.py``'s full fine-tune against ~2.4 s in fp32)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: say nothing rather than guess
+        return True
+
+
+def check_precision(precision: str, device: Any, *, warn: bool = False) -> dict[str, bool]:
+    """Trainer flags for ``precision`` on ``device``; ``ConfigError`` naming the field when unsupported. With
+    ``warn``, a warning when bf16 would run on a CPU without bf16 kernels (allowed, since it trains the same
+    model, but many times slower than fp32)."""
     import torch
 
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("precision: fp16 needs a CUDA GPU; use fp32 (or bf16) on a CPU")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("precision: this GPU does not support bf16; use fp16 or fp32")
+    if warn and precision == "bf16" and device.type == "cpu" and not cpu_has_bf16_kernels():
+        log.warning("precision: bf16 on this CPU (no AVX-512/AMX bf16 support) runs many times slower than fp32; "
+                    "set precision: fp32 here")
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
@@ -277,7 +294,7 @@ def train(loaded: Any, data: Any, cfg: TuneConfig | Mapping[str, Any], out_dir: 
     if len(train_rows) == 0:
         raise DataError("the train split is empty")
     device = next(loaded.model.parameters()).device
-    check_precision(cfg.precision, device)
+    check_precision(cfg.precision, device, warn=True)
     check_positions(loaded, cfg)
     tok = loaded.tokenizer
     shape = {"tokenizer": tok, "kind": loaded.kind, "templates": cfg.templates,

@@ -69,6 +69,8 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, c
     b = load_state(tmp_path / "cut" / "model")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.after == whole.after
+    assert resumed.before == whole.before and resumed.heldout == whole.heldout  # the loss at init and the curves
+    assert resumed.heldout["in-domain"][0] == (0, whole.before["in-domain"])
 
 
 def load_state(folder):
@@ -120,6 +122,7 @@ def test_a_warm_start_repeats_exactly_and_a_finished_run_reports_the_same_figure
     assert first.before == other.before and first.after == other.after
     assert first.after["in-domain"] != first.before["in-domain"]
     assert again.resumed_from and (again.before, again.after) == (first.before, first.after)
+    assert again.heldout == first.heldout and first.heldout["in-domain"][0] == (0, first.before["in-domain"])
     assert again.seconds == first.seconds > 0 and again.tokens_per_s == first.tokens_per_s > 0
 
 

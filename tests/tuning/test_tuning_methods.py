@@ -134,6 +134,24 @@ def test_fp16_on_cpu_is_an_error(fresh, rows, quick, tmp_path):
     assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("has_kernels", [False, True])
+def test_bf16_on_a_cpu_without_bf16_kernels_warns_once_and_still_trains_in_bf16(monkeypatch, caplog, has_kernels):
+    import importlib
+
+    train_module = importlib.import_module("llmcycle.tuning.train")  # the package's `train` is the function
+    monkeypatch.setattr(train_module, "cpu_has_bf16_kernels", lambda: has_kernels)
+    cpu = torch.device("cpu")
+    with caplog.at_level("WARNING", logger="llmcycle"):
+        flags = train_module.check_precision("bf16", cpu, warn=True)
+        assert train_module.check_precision("bf16", cpu) == flags  # the Trainer's call: no second warning
+        assert train_module.check_precision("fp32", cpu, warn=True) == {"bf16": False, "fp16": False}
+    assert flags == {"bf16": True, "fp16": False}
+    slow = [r.getMessage() for r in caplog.records if "runs many times slower than fp32" in r.getMessage()]
+    assert slow == ([] if has_kernels else [
+        "precision: bf16 on this CPU (no AVX-512/AMX bf16 support) runs many times slower than fp32; "
+        "set precision: fp32 here"])
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU error")
 def test_qlora_on_cpu_is_a_clear_error(fresh):
     with pytest.raises(LLMCycleError, match="QLoRA needs a CUDA GPU and bitsandbytes"):
