@@ -114,6 +114,7 @@ def main() -> None:
         print(json.dumps({"control_rouge1": control["rouge1"],
                           "change_vs_control": out["finetune"]["rouge1_change_vs_control_points"]}))
 
+
 if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     main()
